@@ -1,0 +1,3 @@
+"""watcher: a self-hosted regulatory-watch alerting daemon."""
+
+__version__ = "0.1.0"

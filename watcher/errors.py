@@ -1,0 +1,112 @@
+"""The exception tree. Every error a user can act on is one of these.
+
+Foreign exceptions are converted where they happen (``raise ParseError(...) from exc``);
+above that boundary code catches these families, never bare ``Exception``.
+Messages never contain secrets: they name a channel, not its URL.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+
+class WatcherError(Exception):
+    """Root of every error watcher raises on purpose."""
+
+
+class ConfigError(WatcherError):
+    """A config file problem, printed as ``path:line: message``."""
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return self.message
+        if self.line is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class RuleError(ConfigError):
+    """A rule file problem; the message already names the rule when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        rule_id: str | None = None,
+    ):
+        super().__init__(message, path, line)
+        self.rule_id = rule_id
+
+
+class FeedError(WatcherError):
+    """A feed could not be fetched or understood. Stored in ``feeds.last_error``."""
+
+    def __init__(self, feed_id: str, url: str, message: str):
+        super().__init__(message)
+        self.feed_id = feed_id
+        self.url = url
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class FetchFailure(enum.StrEnum):
+    """The closed set every HTTP failure maps to (see ``feeds.fetch.classify``)."""
+
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    INVALID_URL = "invalid_url"
+
+
+class FetchError(FeedError):
+    """Fetching failed. ``retry_after_seconds`` is set when the server said when to come back."""
+
+    def __init__(
+        self,
+        feed_id: str,
+        url: str,
+        message: str,
+        failure: FetchFailure,
+        *,
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ):
+        super().__init__(feed_id, url, message)
+        self.failure = failure
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ParseError(FeedError):
+    """The body is not a feed we can read."""
+
+
+class StoreError(WatcherError):
+    """The database refused or could not be reached."""
+
+
+class DeliveryError(WatcherError):
+    """A notification could not be delivered to ``target`` (a channel name, never a URL)."""
+
+    def __init__(self, target: str, message: str, *, recoverable: bool = True):
+        super().__init__(message)
+        self.target = target
+        self.message = message
+        self.recoverable = recoverable
+
+    def __str__(self) -> str:
+        return f"channel {self.target!r}: {self.message}"
