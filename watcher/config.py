@@ -1,0 +1,301 @@
+"""config.toml -> a validated, frozen Config. Every problem is one ``path:line: message``.
+
+Owns: the schema of the config file, ``${VAR}`` interpolation, ``*_file`` secrets, resolving
+relative paths against the config file's folder. Must not: open network connections or the database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from watcher.errors import ConfigError
+from watcher.model import Channel
+from watcher.redact import Redactor
+from watcher.tomlmap import KeyLines, Loc, first_error, load_toml
+
+DEFAULT_CONFIG = "config.toml"
+DEFAULT_USER_AGENT = "watcher/0.1 (regulatory feed reader; +https://github.com/watcher-alerts/watcher)"
+_SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``: people write intervals, not ISO 8601."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 2h or 7d")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f'"{value}" is not a duration; write it like 90s, 15m, 2h or 7d')
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Slug = Annotated[str, Field(pattern=_SLUG, min_length=1, max_length=64)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///watcher.db"
+
+
+class HttpConfig(_Section):
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=20)
+    deadline: Duration = timedelta(seconds=60)
+    max_body_bytes: int = Field(default=10_000_000, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    max_connections: int = Field(default=20, gt=0)
+    max_per_host: int = Field(default=2, gt=0)
+
+
+class PollConfig(_Section):
+    default_interval: Duration = timedelta(minutes=15)
+    max_backoff: Duration = timedelta(hours=6)
+    check_every: Duration = timedelta(seconds=30)
+    parse_workers: int = Field(default=0, ge=0)
+    backlog_max_age: Duration = timedelta(days=7)
+
+
+class DeliveryConfig(_Section):
+    default_channels: list[Slug] = Field(default_factory=lambda: ["console"])
+    check_every: Duration = timedelta(seconds=10)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_initial: Duration = timedelta(seconds=30)
+    backoff_max: Duration = timedelta(hours=1)
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class FeedConfig(_Section):
+    id: Slug
+    url: str
+    title: str = ""
+    interval: Duration | None = None
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return value.strip()
+        if parts.scheme == "file" and parts.path:
+            return value.strip()
+        raise ValueError(f'"{value}" is not an http(s):// or file:// URL')
+
+
+class ChannelConfig(_Section):
+    type: Literal["apprise", "console"] = "apprise"
+    urls: list[str] = Field(default_factory=list)
+    urls_file: Path | None = None
+    enabled: bool = True
+
+
+class Config(_Section):
+    rules_dir: Path = Path("rules")
+    database: DatabaseConfig = DatabaseConfig()
+    http: HttpConfig = HttpConfig()
+    poll: PollConfig = PollConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    log: LogConfig = LogConfig()
+    feeds: list[FeedConfig] = Field(default_factory=list, alias="feed")
+    channels: dict[Slug, ChannelConfig] = Field(default_factory=dict)
+
+    # Filled by load_config; not part of the file.
+    path: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
+    resolved_channels: dict[str, Channel] = Field(default_factory=dict, exclude=True)
+    redactor: Redactor = Field(default_factory=Redactor, exclude=True)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+
+    def feed(self, feed_id: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.id == feed_id), None)
+
+    def interval_of(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.poll.default_interval
+
+
+_SECTIONS: dict[Loc, type[BaseModel]] = {
+    (): Config,
+    ("database",): DatabaseConfig,
+    ("http",): HttpConfig,
+    ("poll",): PollConfig,
+    ("delivery",): DeliveryConfig,
+    ("log",): LogConfig,
+}
+
+
+def _known_fields(data: dict[str, Any]) -> dict[Loc, list[str]]:
+    """Valid names under each table, for "did you mean" hints on unknown keys."""
+    def names(model: type[BaseModel]) -> list[str]:
+        return [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
+
+    known: dict[Loc, list[str]] = {loc: names(model) for loc, model in _SECTIONS.items()}
+    for i in range(len(data.get("feed", []) or [])):
+        known[("feed", i)] = names(FeedConfig)
+    for name in data.get("channels", {}) or {}:
+        known[("channels", name)] = names(ChannelConfig)
+    return known
+
+
+def _describe(data: dict[str, Any]) -> Any:
+    def describe(loc: Loc) -> tuple[str, Loc]:
+        if len(loc) >= 2 and loc[0] == "feed" and isinstance(loc[1], int):
+            feeds = data.get("feed") or []
+            feed = feeds[loc[1]] if loc[1] < len(feeds) else {}
+            fid = feed.get("id") if isinstance(feed, dict) else None
+            return (f'feed "{fid}"' if fid else f"feed #{loc[1] + 1}"), loc[2:]
+        if len(loc) >= 2 and loc[0] == "channels":
+            return f'channel "{loc[1]}"', loc[2:]
+        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log"):
+            return f"[{loc[0]}]", loc[1:]
+        return "", loc
+
+    return describe
+
+
+def _interpolate(value: Any, loc: Loc, lines: KeyLines, shown: str, env: dict[str, str], used: set[str]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string, remembering what came from the env."""
+    if isinstance(value, dict):
+        if len(loc) == 2 and loc[0] == "channels" and value.get("enabled") is False:
+            return value  # a disabled channel may name variables that are not set
+        return {k: _interpolate(v, (*loc, k), lines, shown, env, used) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*loc, i), lines, shown, env, used) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            used.add(env[name])
+            return env[name]
+        if default is not None:
+            return default
+        prefix, field_loc = _describe({})(loc)
+        field = ".".join(str(p) for p in field_loc if isinstance(p, str))
+        where = f'{prefix}: "{field}"' if prefix else f'"{field}"'
+        raise ConfigError(f"{where}: environment variable {name} is not set", shown, lines.line_of(loc))
+
+    return _ENV.sub(sub, value)
+
+
+def _resolve_path(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else (base / value)
+
+
+def _resolve_database_url(base: Path, url: str) -> str:
+    """Relative SQLite paths are relative to the config file, not to wherever the daemon started."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix) :] not in ("", ":memory:"):
+        return prefix + str((base / url[len(prefix) :]).resolve())
+    return url
+
+
+def load_config(path: Path | str, *, env: dict[str, str] | None = None, display: str | None = None) -> Config:
+    """Read and validate a config file. Raises ConfigError (``path:line: message``)."""
+    path = Path(path)
+    shown = display or str(path)
+    env = dict(os.environ) if env is None else env
+    raw, lines = load_toml(path, display=shown)
+    used_secrets: set[str] = set()
+    data = _interpolate(raw, (), lines, shown, env, used_secrets)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        message, line = first_error(exc, lines, shown, known_fields=_known_fields(raw), describe=_describe(raw))
+        raise ConfigError(message, shown, line) from None
+
+    base = path.resolve().parent
+    redactor = Redactor(used_secrets)
+    seen: set[str] = set()
+    for i, feed in enumerate(config.feeds):
+        if feed.id in seen:
+            raise ConfigError(f'feed "{feed.id}": duplicate feed id', shown, lines.line_of(("feed", i, "id")))
+        seen.add(feed.id)
+
+    channels: dict[str, Channel] = {"console": Channel(name="console", kind="console")}
+    for name, spec in config.channels.items():
+        loc: Loc = ("channels", name)
+        if not spec.enabled:
+            channels.pop(name, None)
+            continue
+        if spec.type == "console":
+            if spec.urls or spec.urls_file:
+                raise ConfigError(f'channel "{name}": a console channel takes no urls', shown, lines.line_of(loc))
+            channels[name] = Channel(name=name, kind="console")
+            continue
+        if spec.urls and spec.urls_file:
+            raise ConfigError(
+                f'channel "{name}": set "urls" or "urls_file", not both', shown, lines.line_of((*loc, "urls_file"))
+            )
+        urls = list(spec.urls)
+        if spec.urls_file:
+            secret_path = _resolve_path(base, spec.urls_file)
+            try:
+                text = secret_path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f'channel "{name}": cannot read "urls_file" {secret_path}: {exc.strerror}',
+                    shown,
+                    lines.line_of((*loc, "urls_file")),
+                ) from None
+            urls = [u.strip() for u in text.splitlines() if u.strip() and not u.lstrip().startswith("#")]
+        if not urls:
+            raise ConfigError(f'channel "{name}": set "urls" or "urls_file"', shown, lines.line_of(loc))
+        redactor.add_urls(urls)
+        channels[name] = Channel(name=name, kind="apprise", urls=tuple(urls))
+
+    for i, name in enumerate(config.delivery.default_channels):
+        if name not in channels:
+            raise ConfigError(
+                f'[delivery] "default_channels": unknown channel "{name}" (known: {", ".join(sorted(channels))})',
+                shown,
+                lines.line_of(("delivery", "default_channels", i)),
+            )
+
+    db_url = _resolve_database_url(base, config.database.url)
+    redactor.add(_url_password(db_url))
+    return config.model_copy(
+        update={
+            "path": path,
+            "rules_dir": _resolve_path(base, config.rules_dir),
+            "database": DatabaseConfig(url=db_url),
+            "resolved_channels": channels,
+            "redactor": redactor,
+        }
+    )
+
+
+def _url_password(url: str) -> list[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password] if password else []
+
+
+def config_path_from(value: str | None) -> Path:
+    """``--config``, else ``$WATCHER_CONFIG``, else ./config.toml."""
+    return Path(value or os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG)

@@ -1,0 +1,116 @@
+"""Tables and their unique constraints. Newness is decided by these constraints, never by select-then-insert.
+
+Changing a table here needs an Alembic revision in ``store/migrations/versions``; a test compares
+the migrated schema with these models on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store UTC; hand back UTC-aware datetimes. SQLite returns naive values, so we re-attach UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, **kw))
+
+
+class FeedRow(SQLModel, table=True):
+    """Schedule state of a feed. The scheduler keeps none; it asks this table what is due."""
+
+    __tablename__ = "feeds"
+
+    id: str = Field(primary_key=True, max_length=64)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    etag: str | None = Field(default=None, sa_column=Column(Text))
+    last_modified: str | None = Field(default=None, sa_column=Column(Text))
+    next_check_at: datetime | None = _ts(index=True)
+    last_checked_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    error_count: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _ts()
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("feed_id", "item_key", name="uq_items_feed_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: str = Field(foreign_key="feeds.id", max_length=64)
+    item_key: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    link: str | None = Field(default=None, sa_column=Column(Text))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    published_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(default="", max_length=80)
+    first_seen_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class MatchRow(SQLModel, table=True):
+    """One row per (rule, story). The fingerprint is the canonical link when there is one, so a
+    notice carried by two feeds alerts once; otherwise feed id and item key."""
+
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("rule_id", "fingerprint", name="uq_matches_rule_fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(max_length=80)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    fingerprint: str = Field(sa_column=Column(Text, nullable=False))
+    rule_title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    severity: str = Field(default="medium", max_length=16)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    matched_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one row per (match, channel), written in the match's transaction."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("match_id", "channel", name="uq_deliveries_match_channel"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    match_id: int = Field(foreign_key="matches.id")
+    channel: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = _ts(nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+
+
+metadata = SQLModel.metadata

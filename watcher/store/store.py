@@ -1,0 +1,562 @@
+"""Store: the only code that writes SQL. Same statements on SQLite and PostgreSQL.
+
+Owns: engines, migrations, transactions, insert-or-ignore writes, claiming due feeds and due
+deliveries, and the read views the CLI shows. Must not: call HTTP, parse feeds or send anything.
+Every method takes ``now`` from the caller, so tests control time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session
+
+from watcher.errors import StoreError
+from watcher.model import Alert, DeliveryStatus, Item, Match, Severity
+from watcher.store.schema import DeliveryRow, FeedRow, ItemRow, MatchRow
+
+# SQLite allows 32766 bound parameters per statement; items have 13 columns.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What a poll needs to know about a feed from its row."""
+
+    id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    last_success_at: datetime | None
+    next_check_at: datetime | None
+
+    @property
+    def is_first_poll(self) -> bool:
+        return self.last_success_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    id: str
+    url: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMatch:
+    """A match to record, with the channels it must be delivered to."""
+
+    match: Match
+    rule_title: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    new_items: int
+    new_matches: int
+    new_deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    id: str
+    url: str
+    title: str
+    items: int
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    next_check_at: datetime | None
+    error_count: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStatus:
+    delivery_id: int
+    rule_id: str
+    severity: str
+    item_title: str
+    item_link: str | None
+    feed_id: str
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+def fingerprint(item: Item) -> str:
+    """Identity of a story for one rule: its canonical link, so two feeds carrying it alert once."""
+    return item.link or f"{item.feed_id}:{item.item_key}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT (used by dry runs): take it over.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the settings each backend needs. Raises StoreError."""
+    try:
+        if url.startswith("sqlite"):
+            if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+                kwargs.setdefault("poolclass", StaticPool)
+            engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot use database: {exc}") from None
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest Alembic revision on this connection."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    """All database access. Thread-safe; methods are synchronous and short."""
+
+    def __init__(self, engine: Engine, *, dry_run: bool = False):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.dry_run = dry_run
+        # SQLite has one writer; serialising here avoids lock-upgrade failures between threads.
+        self._lock = threading.RLock() if (self.dialect == "sqlite" or dry_run) else None
+        self._conn: Connection | None = None
+        self._outer: Any = None
+        if dry_run:
+            # Everything happens inside one transaction that close() rolls back.
+            self._conn = engine.connect()
+            self._outer = self._conn.begin()
+
+    @classmethod
+    def open(cls, url: str, *, dry_run: bool = False, migrate_schema: bool = True) -> Store:
+        """Connect and migrate. Raises StoreError with the reason (never the password)."""
+        store = cls(make_engine(url), dry_run=dry_run)
+        if migrate_schema:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        try:
+            if self._conn is not None:
+                with self._conn.begin_nested():
+                    migrate(self._conn)
+            else:
+                with self.engine.begin() as conn:
+                    migrate(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the database: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        if self._outer is not None:
+            self._outer.rollback()
+        if self._conn is not None:
+            self._conn.close()
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        lock = self._lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            if self._conn is not None:
+                session = Session(bind=self._conn, join_transaction_mode="create_savepoint")
+            else:
+                session = Session(self.engine)
+            with session:
+                try:
+                    yield session
+                    session.commit()
+                except SQLAlchemyError as exc:
+                    session.rollback()
+                    raise StoreError(f"database error: {_reason(exc)}") from exc
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Sequence[FeedSpec], now: datetime) -> None:
+        """Make sure every configured feed has a row; a new feed is due at once."""
+        if not feeds:
+            return
+        with self._session() as s:
+            rows = sorted(({"id": f.id, "url": f.url, "title": f.title} for f in feeds), key=lambda r: r["id"])
+            stmt = self._insert(FeedRow).values(
+                [{**r, "next_check_at": now, "created_at": now, "error_count": 0} for r in rows]
+            )
+            s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+            for r in rows:
+                s.execute(
+                    update(FeedRow)
+                    .where(FeedRow.id == r["id"])  # type: ignore[arg-type]
+                    .where(or_(FeedRow.url != r["url"], FeedRow.title != r["title"]))  # type: ignore[arg-type]
+                    .values(url=r["url"], title=r["title"], etag=None, last_modified=None)
+                )
+
+    def claim_due_feeds(self, feed_ids: Sequence[str], now: datetime, lease: timedelta, limit: int) -> list[FeedState]:
+        """Claim up to ``limit`` due feeds by pushing their next check out by ``lease``.
+
+        The conditional UPDATE is the claim: of several replicas, only one sees rowcount 1.
+        """
+        if not feed_ids:
+            return []
+        with self._session() as s:
+            due = s.execute(
+                select(FeedRow.id)
+                .where(FeedRow.id.in_(feed_ids))  # type: ignore[attr-defined]
+                .where(or_(FeedRow.next_check_at.is_(None), FeedRow.next_check_at <= now))  # type: ignore[union-attr,operator]
+                .order_by(FeedRow.next_check_at, FeedRow.id)
+                .limit(limit)
+            ).scalars().all()
+            claimed = []
+            for feed_id in due:
+                result = s.execute(
+                    update(FeedRow)
+                    .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                    .where(or_(FeedRow.next_check_at.is_(None), FeedRow.next_check_at <= now))  # type: ignore[union-attr,operator]
+                    .values(next_check_at=now + lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(feed_id)
+            rows = s.execute(select(FeedRow).where(FeedRow.id.in_(claimed))).scalars().all()  # type: ignore[attr-defined]
+            by_id = {r.id: _feed_state(r) for r in rows}
+            return [by_id[i] for i in claimed]
+
+    def feed_state(self, feed_id: str) -> FeedState | None:
+        with self._session() as s:
+            row = s.get(FeedRow, feed_id)
+            return _feed_state(row) if row else None
+
+    def record_not_modified(self, feed_id: str, now: datetime, next_check_at: datetime) -> None:
+        with self._session() as s:
+            s.execute(
+                update(FeedRow)
+                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .values(
+                    last_checked_at=now, last_success_at=now, next_check_at=next_check_at, error_count=0, last_error=None
+                )
+            )
+
+    def record_failure(self, feed_id: str, now: datetime, error: str, next_check_at: datetime) -> int:
+        """Count a failed poll; return the new error count."""
+        with self._session() as s:
+            s.execute(
+                update(FeedRow)
+                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .values(
+                    last_checked_at=now,
+                    next_check_at=next_check_at,
+                    error_count=FeedRow.error_count + 1,
+                    last_error=error[:2000],
+                )
+            )
+            count = s.execute(select(FeedRow.error_count).where(FeedRow.id == feed_id)).scalar_one_or_none()  # type: ignore[arg-type]
+            return int(count or 0)
+
+    def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` this feed already holds. Lets the pipeline match only what is new."""
+        found: set[str] = set()
+        with self._session() as s:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                found.update(
+                    s.execute(
+                        select(ItemRow.item_key).where(ItemRow.feed_id == feed_id).where(ItemRow.item_key.in_(chunk))  # type: ignore[arg-type,attr-defined]
+                    ).scalars()
+                )
+        return found
+
+    def save_poll(
+        self,
+        feed_id: str,
+        now: datetime,
+        items: Sequence[Item],
+        planned: Sequence[PlannedMatch],
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        next_check_at: datetime,
+    ) -> SaveResult:
+        """Record one successful poll in one transaction: items, their matches and outbox rows.
+
+        Only items that this insert really created get their matches recorded; a replica that
+        raced us to the same items records nothing twice.
+        """
+        with self._session() as s:
+            s.execute(
+                update(FeedRow)
+                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .values(
+                    etag=etag,
+                    last_modified=last_modified,
+                    last_checked_at=now,
+                    last_success_at=now,
+                    next_check_at=next_check_at,
+                    error_count=0,
+                    last_error=None,
+                )
+            )
+            new_ids = self._insert_items(s, feed_id, now, items)
+            by_key = {i.item_key: i for i in items}
+            new_matches = 0
+            new_deliveries = 0
+            todo = sorted(
+                (p for p in planned if p.match.item_key in new_ids),
+                key=lambda p: (p.match.rule_id, fingerprint(by_key[p.match.item_key])),
+            )
+            for p in todo:
+                item = by_key[p.match.item_key]
+                match_id = s.execute(
+                    self._insert(MatchRow)
+                    .values(
+                        rule_id=p.match.rule_id,
+                        item_id=new_ids[item.item_key],
+                        fingerprint=fingerprint(item),
+                        rule_title=p.rule_title,
+                        severity=p.match.severity.value,
+                        reasons=[str(r) for r in p.match.reasons],
+                        matched_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["rule_id", "fingerprint"])
+                    .returning(MatchRow.id)  # type: ignore[arg-type]
+                ).scalar_one_or_none()
+                if match_id is None:
+                    continue
+                new_matches += 1
+                if p.channels:
+                    rows = [
+                        {
+                            "match_id": match_id,
+                            "channel": ch,
+                            "status": DeliveryStatus.PENDING.value,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                        for ch in sorted(set(p.channels))
+                    ]
+                    inserted = s.execute(
+                        self._insert(DeliveryRow)
+                        .values(rows)
+                        .on_conflict_do_nothing(index_elements=["match_id", "channel"])
+                        .returning(DeliveryRow.id)  # type: ignore[arg-type]
+                    ).all()
+                    new_deliveries += len(inserted)
+            return SaveResult(len(new_ids), new_matches, new_deliveries)
+
+    def _insert_items(self, s: Session, feed_id: str, now: datetime, items: Sequence[Item]) -> dict[str, int]:
+        """Insert-or-ignore in key order (unsorted concurrent batches deadlock on PostgreSQL)."""
+        new_ids: dict[str, int] = {}
+        ordered = sorted(items, key=lambda i: i.item_key)
+        for i in range(0, len(ordered), _CHUNK):
+            rows = [
+                {
+                    "feed_id": feed_id,
+                    "item_key": it.item_key,
+                    "title": it.title,
+                    "link": it.link,
+                    "summary": it.summary,
+                    "content": it.content,
+                    "published_at": it.published_at,
+                    "updated_at": it.updated_at,
+                    "authors": list(it.authors),
+                    "tags": list(it.tags),
+                    "content_hash": it.content_hash,
+                    "first_seen_at": now,
+                }
+                for it in ordered[i : i + _CHUNK]
+            ]
+            result = s.execute(
+                self._insert(ItemRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
+                .returning(ItemRow.id, ItemRow.item_key)  # type: ignore[arg-type]
+            )
+            new_ids.update({key: id_ for id_, key in result.all()})
+        return new_ids
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def claim_due_deliveries(self, now: datetime, lease: timedelta, limit: int = 50) -> list[Alert]:
+        """Claim due pending deliveries; a crashed sender's claim expires after ``lease``."""
+        with self._session() as s:
+            due = s.execute(
+                select(DeliveryRow.id)
+                .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
+                .where(DeliveryRow.next_attempt_at <= now)  # type: ignore[arg-type,operator]
+                .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
+                .limit(limit)
+            ).scalars().all()
+            claimed = []
+            for delivery_id in due:
+                result = s.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == delivery_id)  # type: ignore[arg-type]
+                    .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
+                    .where(DeliveryRow.next_attempt_at <= now)  # type: ignore[arg-type,operator]
+                    .values(next_attempt_at=now + lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(delivery_id)
+            return self._alerts(s, claimed)
+
+    def _alerts(self, s: Session, delivery_ids: Sequence[int]) -> list[Alert]:
+        if not delivery_ids:
+            return []
+        rows = s.execute(
+            select(DeliveryRow, MatchRow, ItemRow, FeedRow)
+            .join(MatchRow, MatchRow.id == DeliveryRow.match_id)  # type: ignore[arg-type]
+            .join(ItemRow, ItemRow.id == MatchRow.item_id)  # type: ignore[arg-type]
+            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
+            .where(DeliveryRow.id.in_(delivery_ids))  # type: ignore[union-attr]
+            .order_by(DeliveryRow.id)
+        ).all()
+        return [
+            Alert(
+                delivery_id=d.id or 0,
+                channel=d.channel,
+                rule_id=m.rule_id,
+                rule_title=m.rule_title,
+                severity=Severity(m.severity),
+                reasons=tuple(m.reasons),
+                feed_id=f.id,
+                feed_title=f.title or f.id,
+                item_title=i.title,
+                item_link=i.link,
+                item_text=(i.summary or i.content)[:1000],
+                published_at=i.published_at,
+                attempts=d.attempts,
+            )
+            for d, m, i, f in rows
+        ]
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
+
+    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.FAILED, last_error=error)
+
+    def _finish(self, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
+        with self._session() as s:
+            s.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)  # type: ignore[arg-type]
+                .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
+                .values(status=status.value, attempts=DeliveryRow.attempts + 1, **values)
+            )
+
+    def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
+        """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None)."""
+        with self._session() as s:
+            stmt = update(DeliveryRow).where(DeliveryRow.status == DeliveryStatus.FAILED.value)  # type: ignore[arg-type]
+            if delivery_ids is not None:
+                stmt = stmt.where(DeliveryRow.id.in_(delivery_ids))  # type: ignore[union-attr]
+            result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- views -------------------------------------------------------------------------------
+
+    def feed_statuses(self) -> list[FeedStatus]:
+        with self._session() as s:
+            counts = dict(
+                s.execute(select(ItemRow.feed_id, func.count()).group_by(ItemRow.feed_id)).all()  # type: ignore[call-overload]
+            )
+            rows = s.execute(select(FeedRow).order_by(FeedRow.id)).scalars().all()
+            return [
+                FeedStatus(
+                    r.id, r.url, r.title, int(counts.get(r.id, 0)), r.last_checked_at, r.last_success_at,
+                    r.next_check_at, r.error_count, r.last_error,
+                )
+                for r in rows
+            ]
+
+    def alert_statuses(self, *, limit: int = 50, status: DeliveryStatus | None = None) -> list[AlertStatus]:
+        with self._session() as s:
+            stmt = (
+                select(DeliveryRow, MatchRow, ItemRow)
+                .join(MatchRow, MatchRow.id == DeliveryRow.match_id)  # type: ignore[arg-type]
+                .join(ItemRow, ItemRow.id == MatchRow.item_id)  # type: ignore[arg-type]
+                .order_by(DeliveryRow.id.desc())  # type: ignore[union-attr]
+                .limit(limit)
+            )
+            if status is not None:
+                stmt = stmt.where(DeliveryRow.status == status.value)  # type: ignore[arg-type]
+            return [
+                AlertStatus(
+                    d.id or 0, m.rule_id, m.severity, i.title, i.link, i.feed_id, d.channel, d.status, d.attempts,
+                    d.last_error, d.created_at, d.sent_at, d.next_attempt_at,
+                )
+                for d, m, i in s.execute(stmt).all()
+            ]
+
+    def count_deliveries(self) -> dict[str, int]:
+        with self._session() as s:
+            rows = s.execute(select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)).all()  # type: ignore[call-overload]
+            return {str(k): int(v) for k, v in rows}
+
+    def count_items(self, feed_id: str | None = None) -> int:
+        with self._session() as s:
+            stmt = select(func.count()).select_from(ItemRow)
+            if feed_id is not None:
+                stmt = stmt.where(and_(ItemRow.feed_id == feed_id))  # type: ignore[arg-type]
+            return int(s.execute(stmt).scalar_one())
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    return FeedState(
+        row.id, row.url, row.etag, row.last_modified, row.error_count, row.last_success_at, row.next_check_at
+    )
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only: SQLAlchemy appends the SQL and parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
