@@ -148,6 +148,7 @@ _SECTIONS: dict[Loc, type[BaseModel]] = {
 
 def _known_fields(data: dict[str, Any]) -> dict[Loc, list[str]]:
     """Valid names under each table, for "did you mean" hints on unknown keys."""
+
     def names(model: type[BaseModel]) -> list[str]:
         return [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
 
@@ -248,7 +249,9 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             continue
         if spec.urls and spec.urls_file:
             raise ConfigError(
-                f'channel "{name}": set "urls" or "urls_file", not both', shown, lines.line_of((*loc, "urls_file"))
+                f'channel "{name}": set "urls" or "urls_file", not both',
+                shown,
+                lines.line_of((*loc, "urls_file")),
             )
         urls = list(spec.urls)
         if spec.urls_file:

@@ -79,7 +79,8 @@ class RuleSet:
             phrase_end = end
             phrase_start = phrase_end - length
             field = next(
-                (name for name, (lo, hi) in zip(_FIELDS, bounds, strict=True) if lo <= phrase_start < hi), "text"
+                (name for name, (lo, hi) in zip(_FIELDS, bounds, strict=True) if lo <= phrase_start < hi),
+                "text",
             )
             lo = dict(zip(_FIELDS, bounds, strict=True))[field][0]
             found[phrase_id] = Reason(field, self._phrases[phrase_id], phrase_start - lo, phrase_end - lo)
@@ -105,12 +106,19 @@ class RuleSet:
             if c.none_ids & found.keys():
                 continue
             reasons = tuple(
-                sorted((found[p] for p in c.positive_ids if p in found), key=lambda r: (r.field != "title", r.start))
+                sorted(
+                    (found[p] for p in c.positive_ids if p in found),
+                    key=lambda r: (r.field != "title", r.start),
+                )
             )
             out.append(Match(c.rule.id, item.feed_id, item.item_key, c.rule.severity, reasons))
         return out
 
+    def match_all(self, items: Iterable[Item]) -> list[Match]:
+        """Match every item; deterministic order (items, then rules)."""
+        return [m for item in items for m in self.match(item)]
+
 
 def match_items(items: Iterable[Item], rules: RuleSet) -> list[Match]:
     """Match every item against every rule; deterministic order (items, then rules)."""
-    return [m for item in items for m in rules.match(item)]
+    return rules.match_all(items)

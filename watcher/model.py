@@ -122,7 +122,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a rule fired: which phrase, in which field, where."""
+    """Why a rule fired: which phrase, in which field, and where in that field's folded text."""
 
     field: str
     phrase: str

@@ -7,7 +7,7 @@ checks rule channels against the config, since rule files are shared between dep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,7 +80,9 @@ def _rule_error(path: str, lines: KeyLines, index: int, raw: dict[str, Any], exc
         return where, loc
 
     prefixed = _Prefixed(exc, ("rule", index))
-    message, line = first_error(prefixed, lines, path, known_fields={("rule", index): _KNOWN}, describe=_strip(describe))
+    message, line = first_error(
+        prefixed, lines, path, known_fields={("rule", index): _KNOWN}, describe=_strip(describe)
+    )
     return RuleError(message, path, line or lines.line_of(("rule", index)), rule_id)
 
 
@@ -100,7 +102,10 @@ class _Prefixed:
         return out
 
 
-def _strip(describe: Any) -> Any:
+Describe = Callable[[tuple[str | int, ...]], tuple[str, tuple[str | int, ...]]]
+
+
+def _strip(describe: Describe) -> Describe:
     def inner(loc: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]]:
         return describe(loc[2:])
 
@@ -133,7 +138,9 @@ def load_rule_file(path: Path, *, display: str | None = None) -> list[Rule]:
     unknown = sorted(set(data) - {"rule"})
     if unknown:
         raise RuleError(
-            f'unknown top-level key "{unknown[0]}" (rules are [[rule]] tables)', shown, lines.line_of((unknown[0],))
+            f'unknown top-level key "{unknown[0]}" (rules are [[rule]] tables)',
+            shown,
+            lines.line_of((unknown[0],)),
         )
     tables = data.get("rule", [])
     if not isinstance(tables, list):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class KeyLines:
             header = _HEADER.match(line)
             if header and not line.lstrip().startswith("#"):
                 keys = _split_key(header.group(2))
-                resolved = self._resolve(keys[:-1], array_counts) + (keys[-1],)
+                resolved = (*self._resolve(keys[:-1], array_counts), keys[-1])
                 if header.group(1) == "[[":
                     plain = tuple(str(k) for k in resolved)
                     index = array_counts.get(plain, -1) + 1
@@ -116,7 +116,7 @@ def first_error(
     lines: KeyLines,
     path: str,
     *,
-    known_fields: dict[Loc, Sequence[str]] | None = None,
+    known_fields: Mapping[Loc, Sequence[str]] | None = None,
     describe: Any = None,
 ) -> tuple[str, int | None]:
     """Turn the first (topmost) error of a pydantic ValidationError into (message, line).
@@ -127,9 +127,10 @@ def first_error(
     import difflib
 
     errors = exc.errors(include_url=False)
-    located = [(lines.line_of(e["loc"]) or 0, i, e) for i, e in enumerate(errors)]
-    located.sort(key=lambda t: (t[0], t[1]))
-    _, _, err = located[0]
+    # An unknown key usually explains a "missing" one next to it (a typo), so it goes first.
+    located = [(e["type"] != "extra_forbidden", lines.line_of(e["loc"]) or 0, i, e) for i, e in enumerate(errors)]
+    located.sort(key=lambda t: t[:3])
+    err = located[0][3]
     loc: Loc = tuple(err["loc"])
     line = lines.line_of(loc)
     prefix, field_loc = describe(loc) if describe else ("", loc)

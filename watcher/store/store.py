@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from watcher.errors import StoreError
 from watcher.model import Alert, DeliveryStatus, Item, Match, Severity
@@ -232,37 +232,40 @@ class Store:
             for r in rows:
                 s.execute(
                     update(FeedRow)
-                    .where(FeedRow.id == r["id"])  # type: ignore[arg-type]
-                    .where(or_(FeedRow.url != r["url"], FeedRow.title != r["title"]))  # type: ignore[arg-type]
+                    .where(col(FeedRow.id) == r["id"])
+                    .where(or_(col(FeedRow.url) != r["url"], col(FeedRow.title) != r["title"]))
                     .values(url=r["url"], title=r["title"], etag=None, last_modified=None)
                 )
 
-    def claim_due_feeds(self, feed_ids: Sequence[str], now: datetime, lease: timedelta, limit: int) -> list[FeedState]:
-        """Claim up to ``limit`` due feeds by pushing their next check out by ``lease``.
+    def claim_due_feeds(
+        self, feed_ids: Sequence[str], *, due_by: datetime | None, until: datetime, limit: int
+    ) -> list[FeedState]:
+        """Claim up to ``limit`` feeds due by ``due_by`` (any, when None) until ``until``.
 
         The conditional UPDATE is the claim: of several replicas, only one sees rowcount 1.
+        If this process dies mid-poll, the feed is due again at ``until``.
         """
         if not feed_ids:
             return []
         with self._session() as s:
-            due = s.execute(
-                select(FeedRow.id)
-                .where(FeedRow.id.in_(feed_ids))  # type: ignore[attr-defined]
-                .where(or_(FeedRow.next_check_at.is_(None), FeedRow.next_check_at <= now))  # type: ignore[union-attr,operator]
-                .order_by(FeedRow.next_check_at, FeedRow.id)
-                .limit(limit)
-            ).scalars().all()
+            stmt = select(col(FeedRow.id), col(FeedRow.next_check_at)).where(col(FeedRow.id).in_(feed_ids))
+            if due_by is not None:
+                stmt = stmt.where(or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= due_by))
+            due = s.execute(stmt.order_by(col(FeedRow.next_check_at), col(FeedRow.id)).limit(limit)).all()
             claimed = []
-            for feed_id in due:
-                result = s.execute(
-                    update(FeedRow)
-                    .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
-                    .where(or_(FeedRow.next_check_at.is_(None), FeedRow.next_check_at <= now))  # type: ignore[union-attr,operator]
-                    .values(next_check_at=now + lease)
+            for feed_id, seen_next in due:
+                # Claim only if nobody changed the row since we read it.
+                same = (
+                    col(FeedRow.next_check_at).is_(None)
+                    if seen_next is None
+                    else col(FeedRow.next_check_at) == seen_next
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                result = s.execute(
+                    update(FeedRow).where(col(FeedRow.id) == feed_id).where(same).values(next_check_at=until)
+                )
+                if _rowcount(result) == 1:
                     claimed.append(feed_id)
-            rows = s.execute(select(FeedRow).where(FeedRow.id.in_(claimed))).scalars().all()  # type: ignore[attr-defined]
+            rows = s.execute(select(FeedRow).where(col(FeedRow.id).in_(claimed))).scalars().all()
             by_id = {r.id: _feed_state(r) for r in rows}
             return [by_id[i] for i in claimed]
 
@@ -275,9 +278,13 @@ class Store:
         with self._session() as s:
             s.execute(
                 update(FeedRow)
-                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .where(col(FeedRow.id) == feed_id)
                 .values(
-                    last_checked_at=now, last_success_at=now, next_check_at=next_check_at, error_count=0, last_error=None
+                    last_checked_at=now,
+                    last_success_at=now,
+                    next_check_at=next_check_at,
+                    error_count=0,
+                    last_error=None,
                 )
             )
 
@@ -286,15 +293,15 @@ class Store:
         with self._session() as s:
             s.execute(
                 update(FeedRow)
-                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .where(col(FeedRow.id) == feed_id)
                 .values(
                     last_checked_at=now,
                     next_check_at=next_check_at,
-                    error_count=FeedRow.error_count + 1,
+                    error_count=col(FeedRow.error_count) + 1,
                     last_error=error[:2000],
                 )
             )
-            count = s.execute(select(FeedRow.error_count).where(FeedRow.id == feed_id)).scalar_one_or_none()  # type: ignore[arg-type]
+            count = s.execute(select(col(FeedRow.error_count)).where(col(FeedRow.id) == feed_id)).scalar_one_or_none()
             return int(count or 0)
 
     def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
@@ -305,7 +312,9 @@ class Store:
                 chunk = list(keys[i : i + _CHUNK])
                 found.update(
                     s.execute(
-                        select(ItemRow.item_key).where(ItemRow.feed_id == feed_id).where(ItemRow.item_key.in_(chunk))  # type: ignore[arg-type,attr-defined]
+                        select(col(ItemRow.item_key))
+                        .where(col(ItemRow.feed_id) == feed_id)
+                        .where(col(ItemRow.item_key).in_(chunk))
                     ).scalars()
                 )
         return found
@@ -329,7 +338,7 @@ class Store:
         with self._session() as s:
             s.execute(
                 update(FeedRow)
-                .where(FeedRow.id == feed_id)  # type: ignore[arg-type]
+                .where(col(FeedRow.id) == feed_id)
                 .values(
                     etag=etag,
                     last_modified=last_modified,
@@ -362,7 +371,7 @@ class Store:
                         matched_at=now,
                     )
                     .on_conflict_do_nothing(index_elements=["rule_id", "fingerprint"])
-                    .returning(MatchRow.id)  # type: ignore[arg-type]
+                    .returning(col(MatchRow.id))
                 ).scalar_one_or_none()
                 if match_id is None:
                     continue
@@ -383,7 +392,7 @@ class Store:
                         self._insert(DeliveryRow)
                         .values(rows)
                         .on_conflict_do_nothing(index_elements=["match_id", "channel"])
-                        .returning(DeliveryRow.id)  # type: ignore[arg-type]
+                        .returning(col(DeliveryRow.id))
                     ).all()
                     new_deliveries += len(inserted)
             return SaveResult(len(new_ids), new_matches, new_deliveries)
@@ -414,7 +423,7 @@ class Store:
                 self._insert(ItemRow)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
-                .returning(ItemRow.id, ItemRow.item_key)  # type: ignore[arg-type]
+                .returning(col(ItemRow.id), col(ItemRow.item_key))
             )
             new_ids.update({key: id_ for id_, key in result.all()})
         return new_ids
@@ -424,23 +433,27 @@ class Store:
     def claim_due_deliveries(self, now: datetime, lease: timedelta, limit: int = 50) -> list[Alert]:
         """Claim due pending deliveries; a crashed sender's claim expires after ``lease``."""
         with self._session() as s:
-            due = s.execute(
-                select(DeliveryRow.id)
-                .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
-                .where(DeliveryRow.next_attempt_at <= now)  # type: ignore[arg-type,operator]
-                .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
-                .limit(limit)
-            ).scalars().all()
+            due = (
+                s.execute(
+                    select(col(DeliveryRow.id))
+                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                    .where(col(DeliveryRow.next_attempt_at) <= now)
+                    .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             claimed = []
             for delivery_id in due:
                 result = s.execute(
                     update(DeliveryRow)
-                    .where(DeliveryRow.id == delivery_id)  # type: ignore[arg-type]
-                    .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
-                    .where(DeliveryRow.next_attempt_at <= now)  # type: ignore[arg-type,operator]
+                    .where(col(DeliveryRow.id) == delivery_id)
+                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                    .where(col(DeliveryRow.next_attempt_at) <= now)
                     .values(next_attempt_at=now + lease)
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if _rowcount(result) == 1:
                     claimed.append(delivery_id)
             return self._alerts(s, claimed)
 
@@ -449,11 +462,11 @@ class Store:
             return []
         rows = s.execute(
             select(DeliveryRow, MatchRow, ItemRow, FeedRow)
-            .join(MatchRow, MatchRow.id == DeliveryRow.match_id)  # type: ignore[arg-type]
-            .join(ItemRow, ItemRow.id == MatchRow.item_id)  # type: ignore[arg-type]
-            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
-            .where(DeliveryRow.id.in_(delivery_ids))  # type: ignore[union-attr]
-            .order_by(DeliveryRow.id)
+            .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+            .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
+            .join(FeedRow, col(FeedRow.id) == col(ItemRow.feed_id))
+            .where(col(DeliveryRow.id).in_(delivery_ids))
+            .order_by(col(DeliveryRow.id))
         ).all()
         return [
             Alert(
@@ -487,32 +500,37 @@ class Store:
         with self._session() as s:
             s.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)  # type: ignore[arg-type]
-                .where(DeliveryRow.status == DeliveryStatus.PENDING.value)  # type: ignore[arg-type]
-                .values(status=status.value, attempts=DeliveryRow.attempts + 1, **values)
+                .where(col(DeliveryRow.id) == delivery_id)
+                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
             )
 
     def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
         """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None)."""
         with self._session() as s:
-            stmt = update(DeliveryRow).where(DeliveryRow.status == DeliveryStatus.FAILED.value)  # type: ignore[arg-type]
+            stmt = update(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
             if delivery_ids is not None:
-                stmt = stmt.where(DeliveryRow.id.in_(delivery_ids))  # type: ignore[union-attr]
+                stmt = stmt.where(col(DeliveryRow.id).in_(delivery_ids))
             result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return _rowcount(result)
 
     # -- views -------------------------------------------------------------------------------
 
     def feed_statuses(self) -> list[FeedStatus]:
         with self._session() as s:
-            counts = dict(
-                s.execute(select(ItemRow.feed_id, func.count()).group_by(ItemRow.feed_id)).all()  # type: ignore[call-overload]
-            )
-            rows = s.execute(select(FeedRow).order_by(FeedRow.id)).scalars().all()
+            counts = dict(s.execute(select(col(ItemRow.feed_id), func.count()).group_by(col(ItemRow.feed_id))).all())
+            rows = s.execute(select(FeedRow).order_by(col(FeedRow.id))).scalars().all()
             return [
                 FeedStatus(
-                    r.id, r.url, r.title, int(counts.get(r.id, 0)), r.last_checked_at, r.last_success_at,
-                    r.next_check_at, r.error_count, r.last_error,
+                    r.id,
+                    r.url,
+                    r.title,
+                    int(counts.get(r.id, 0)),
+                    r.last_checked_at,
+                    r.last_success_at,
+                    r.next_check_at,
+                    r.error_count,
+                    r.last_error,
                 )
                 for r in rows
             ]
@@ -521,32 +539,48 @@ class Store:
         with self._session() as s:
             stmt = (
                 select(DeliveryRow, MatchRow, ItemRow)
-                .join(MatchRow, MatchRow.id == DeliveryRow.match_id)  # type: ignore[arg-type]
-                .join(ItemRow, ItemRow.id == MatchRow.item_id)  # type: ignore[arg-type]
-                .order_by(DeliveryRow.id.desc())  # type: ignore[union-attr]
+                .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+                .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
+                .order_by(col(DeliveryRow.id).desc())
                 .limit(limit)
             )
             if status is not None:
-                stmt = stmt.where(DeliveryRow.status == status.value)  # type: ignore[arg-type]
+                stmt = stmt.where(col(DeliveryRow.status) == status.value)
             return [
                 AlertStatus(
-                    d.id or 0, m.rule_id, m.severity, i.title, i.link, i.feed_id, d.channel, d.status, d.attempts,
-                    d.last_error, d.created_at, d.sent_at, d.next_attempt_at,
+                    d.id or 0,
+                    m.rule_id,
+                    m.severity,
+                    i.title,
+                    i.link,
+                    i.feed_id,
+                    d.channel,
+                    d.status,
+                    d.attempts,
+                    d.last_error,
+                    d.created_at,
+                    d.sent_at,
+                    d.next_attempt_at,
                 )
                 for d, m, i in s.execute(stmt).all()
             ]
 
     def count_deliveries(self) -> dict[str, int]:
         with self._session() as s:
-            rows = s.execute(select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)).all()  # type: ignore[call-overload]
+            rows = s.execute(select(col(DeliveryRow.status), func.count()).group_by(col(DeliveryRow.status))).all()
             return {str(k): int(v) for k, v in rows}
 
     def count_items(self, feed_id: str | None = None) -> int:
         with self._session() as s:
             stmt = select(func.count()).select_from(ItemRow)
             if feed_id is not None:
-                stmt = stmt.where(and_(ItemRow.feed_id == feed_id))  # type: ignore[arg-type]
+                stmt = stmt.where(and_(col(ItemRow.feed_id) == feed_id))
             return int(s.execute(stmt).scalar_one())
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE touched (a CursorResult attribute the generic Result type does not show)."""
+    return int(result.rowcount)
 
 
 def _feed_state(row: FeedRow) -> FeedState:

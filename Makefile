@@ -1,0 +1,34 @@
+# Two commands do all the set-up:  `make run` (the daemon on SQLite with config.example.toml)
+# and `make test` (lint, import contracts, types, then the test suite). Both create .venv if missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+CONFIG ?= config.example.toml
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	@touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/watcher --config $(CONFIG) run
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check watcher tests bench
+	$(BIN)/ruff format --check watcher tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

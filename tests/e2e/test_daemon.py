@@ -1,0 +1,105 @@
+"""The daemon as a process: it polls, delivers once, survives failing feeds, and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import atom, cma_entries, write_setup
+
+NOW = datetime.now(UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Any]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(config: Path) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watcher.cli", "--config", str(config), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met before the deadline")
+
+
+def test_daemon_delivers_once_and_stops_on_sigterm(
+    tmp_path: Path, feed_server: Any, smtp_sink: Any, daemon: Any
+) -> None:
+    url = feed_server.feed("/cma.atom", atom(cma_entries(NOW)), etag='"v1"')
+    config = write_setup(tmp_path, url, [smtp_sink.mailto_url()], f"sqlite:///{tmp_path}/w.db")
+    proc = daemon(config)
+    smtp_sink.wait_for(3, timeout=30)
+    # Several more scheduler ticks: nothing new may go out.
+    polled = len(feed_server.requests_for("/cma.atom"))
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert len(smtp_sink.messages) == 3
+    assert "daemon.stopped" in err
+    assert polled >= 1
+
+
+def test_daemon_survives_failing_feeds_and_exits_on_ctrl_c(tmp_path: Path, daemon: Any) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/feed.xml"
+    config = write_setup(
+        tmp_path,
+        dead,
+        ["json://127.0.0.1:9/hook"],
+        f"sqlite:///{tmp_path}/w.db",
+        extra=f'\n[[feed]]\nid = "second"\nurl = "{dead}?b"\n',
+    )
+    proc = daemon(config)
+    assert proc.stderr is not None
+    seen: list[str] = []
+
+    def failed_twice() -> bool:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        seen.append(line)
+        return sum("feed.failed" in s for s in seen) >= 2
+
+    wait_until(failed_twice, timeout=30)
+    assert proc.poll() is None  # still running
+    failures = [s for s in seen if "feed.failed" in s]
+    assert any("cma-news" in s for s in failures) and any("second" in s for s in failures)
+    assert all("network" in s for s in failures)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err

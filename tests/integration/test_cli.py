@@ -1,0 +1,153 @@
+"""The command line as a user meets it: one-line errors with file and line, exit codes, help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import RULES, run_cli
+from watcher.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+rules_dir = "rules"
+
+[database]
+url = "sqlite:///watcher.db"
+
+[[feed]]
+id = "cma-news"
+url = "https://www.gov.uk/search/news-and-communications.atom"
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "cma.toml").write_text(RULES)
+    (tmp_path / "config.toml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_check_ok(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, "check")
+    assert result.code == 0, result.err
+    assert "OK      config.toml (1 feeds, 1 channels)" in result.out
+    assert "(1 rules)" in result.out
+
+
+def test_check_example_config(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, "--config", str(ROOT / "config.example.toml"), "check")
+    assert result.code == 0, result.err
+    assert result.out.count("OK") >= 3
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "config.toml",
+            'url = "sqlite',
+            'ur = "sqlite',
+            'config.toml:4: [database]: unknown field "ur" (did you mean "url"?)',
+        ),
+        (
+            "config.toml",
+            "https://www.gov.uk/search/news-and-communications.atom",
+            "gov.uk/news",
+            'config.toml:8: feed "cma-news": "url": "gov.uk/news" is not an http(s):// or file:// URL',
+        ),
+        (
+            "rules/cma.toml",
+            'severity = "high"',
+            'severity = "high"\nchanels = ["email"]',
+            'rules/cma.toml:5: rule "cma-itc-ai": unknown field "chanels" (did you mean "channels"?)',
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["check"], ["poll", "--once"], ["run"]])
+def test_bad_input_is_one_line_exit_2(
+    setup: Path,
+    capsys: pytest.CaptureFixture[str],
+    file: str,
+    old: str,
+    new: str,
+    expected: str,
+    command: list[str],
+) -> None:
+    path = setup / file
+    path.write_text(path.read_text().replace(old, new))
+    result = run_cli(capsys, *command)
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [expected]
+    assert "Traceback" not in result.err
+
+
+def test_rule_naming_unknown_channel(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = setup / "rules" / "cma.toml"
+    rules.write_text(rules.read_text() + 'channels = ["slack"]\n')
+    result = run_cli(capsys, "check")
+    assert result.code == 2
+    assert (
+        result.err.strip()
+        == 'rules/cma.toml:1: rule "cma-itc-ai": "channels": unknown channel "slack" (known: console)'
+    )
+
+
+def test_missing_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WATCHER_CONFIG", raising=False)
+    result = run_cli(capsys, "check")
+    assert (result.code, result.err.strip()) == (2, "config.toml: file not found")
+
+
+def test_config_from_environment(
+    setup: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (setup / "config.toml").rename(setup / "other.toml")
+    monkeypatch.setenv("WATCHER_CONFIG", str(setup / "other.toml"))
+    assert run_cli(capsys, "check").code == 0
+
+
+def test_debug_shows_traceback(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (setup / "config.toml").write_text("bogus = 1\n")
+    result = run_cli(capsys, "--debug", "check")
+    assert result.code == 2
+    assert "Traceback" in result.err
+    assert result.err.strip().splitlines()[-1] == 'config.toml:1: unknown field "bogus"'
+
+
+def test_unknown_channel_for_notify_test(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, "notify-test", "nowhere")
+    assert result.code == 2
+    assert "unknown channel 'nowhere'" in result.err
+
+
+def test_notify_test_console(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(capsys, "notify-test", "console")
+    assert result.code == 0, result.err
+    assert "watcher can reach this channel" in result.out
+    assert "OK      sent a test alert to console" in result.out
+
+
+def test_feeds_and_alerts_on_empty_database(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "feeds").code == 0
+    assert run_cli(capsys, "alerts").code == 0
+    assert run_cli(capsys, "alerts", "--failed", "--json").out.strip() == "[]"
+
+
+def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    top = run_cli(capsys, "--help")
+    assert top.code == 0 and "Example" in top.out
+    names = list(cli.commands)  # type: ignore[attr-defined]
+    assert {"run", "poll", "check", "feeds", "alerts", "notify-test"} <= set(names)
+    for name in names:
+        result = run_cli(capsys, name, "--help")
+        assert result.code == 0, name
+        assert "Example" in result.out, name
+    assert "Example" in run_cli(capsys, "alerts", "retry", "--help").out

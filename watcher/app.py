@@ -1,0 +1,97 @@
+"""Load and cross-check everything a run needs, and build the stages from the config.
+
+Config and rule files are validated separately (rule files are shared between deployments);
+this is where a rule naming a channel the config does not define is caught, before any poll.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watcher.config import Config, load_config
+from watcher.errors import RuleError
+from watcher.feeds.fetch import Fetcher, FetchPolicy
+from watcher.model import Rule
+from watcher.notify.outbox import RetryPolicy
+from watcher.rules import load_rules
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    config: Config
+    rules: list[Rule]
+
+
+def load(config_path: Path) -> Loaded:
+    """Read the config and every rule file. Raises ConfigError / RuleError with file and line."""
+    config = load_config(config_path)
+    rules = load_rules([config.rules_dir])
+    known = config.resolved_channels
+    feeds = {f.id for f in config.feeds}
+    for rule in rules:
+        file, _, line = rule.source.rpartition(":")
+        for name in rule.channels:
+            if name not in known:
+                raise RuleError(
+                    f'rule "{rule.id}": "channels": unknown channel "{name}" (known: {", ".join(sorted(known))})',
+                    file,
+                    int(line) if line.isdigit() else None,
+                    rule.id,
+                )
+        for feed in rule.feeds:
+            if feed not in feeds:
+                raise RuleError(
+                    f'rule "{rule.id}": "feeds": unknown feed "{feed}" (see [[feed]] in {config.path})',
+                    file,
+                    int(line) if line.isdigit() else None,
+                    rule.id,
+                )
+    return Loaded(config, rules)
+
+
+def fetch_policy(config: Config) -> FetchPolicy:
+    http = config.http
+    return FetchPolicy(
+        user_agent=http.user_agent,
+        connect_timeout_seconds=http.connect_timeout.total_seconds(),
+        read_timeout_seconds=http.read_timeout.total_seconds(),
+        deadline_seconds=http.deadline.total_seconds(),
+        max_body_bytes=http.max_body_bytes,
+        max_redirects=http.max_redirects,
+        max_connections=http.max_connections,
+        max_per_host=http.max_per_host,
+    )
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    return Fetcher(fetch_policy(config))
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    d = config.delivery
+    return RetryPolicy(max_attempts=d.max_attempts, initial=d.backoff_initial, maximum=d.backoff_max)
+
+
+def make_executor(config: Config) -> Executor | None:
+    """A process pool when asked for: feedparser is CPU-bound and holds the GIL."""
+    workers = config.poll.parse_workers
+    if workers <= 0:
+        return None
+    import multiprocessing
+
+    # forkserver: forking a process that runs threads (httpx, the DB pool) is unsafe.
+    return ProcessPoolExecutor(
+        max_workers=min(workers, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
+    )

@@ -1,0 +1,384 @@
+"""The ``watcher`` command. The only module that prints or exits.
+
+Exit codes: 0 done; 1 a check, a delivery or an expectation failed; 2 bad input (config, rule
+file, arguments). Errors are one line (``path:line: message`` or ``error: message``) on stderr;
+``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import traceback
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from watcher import __version__
+from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
+from watcher.config import config_path_from, load_config
+from watcher.errors import ConfigError, WatcherError
+from watcher.logs import configure_logging
+from watcher.model import Alert, DeliveryStatus, Severity
+from watcher.notify.deliver import deliver
+from watcher.notify.outbox import DrainResult, Outbox
+from watcher.notify.render import render_alert
+from watcher.pipeline import Pipeline, PollOutcome
+from watcher.rules import load_rule_file, rule_files
+from watcher.store.store import FeedSpec, Store
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _Ctx:
+    def __init__(self, config: str | None, debug: bool):
+        self.config_path = config_path_from(config)
+        self.debug = debug
+
+    def load(self) -> Loaded:
+        loaded = load(self.config_path)
+        cfg = loaded.config
+        configure_logging("debug" if self.debug else cfg.log.level, cfg.log.format, redactor=cfg.redactor)
+        return loaded
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+CONFIG_HELP = "Config file. Default: $WATCHER_CONFIG, else ./config.toml."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", "config", metavar="PATH", help=CONFIG_HELP)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="watcher")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
+    """Watch regulator and news feeds, match them against rules, and alert once per story.
+
+    \b
+    Examples:
+      watcher -c config.example.toml check      validate config, rules and templates
+      watcher -c config.example.toml poll --once poll every feed now, deliver, print a summary
+      watcher -c config.example.toml run        run the daemon (Ctrl-C to stop)
+    """
+    configure_logging("debug" if debug else "info")
+    ctx.obj = _Ctx(config, debug)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be sent instead of sending; record nothing.")
+@click.pass_obj
+def run(obj: _Ctx, dry_run: bool) -> None:
+    """Run the daemon: poll feeds on their intervals and deliver alerts until stopped.
+
+    SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads config and rules (an invalid
+    new config is logged and the running one kept).
+
+    \b
+    Example:
+      watcher --config config.example.toml run
+    """
+    from watcher.daemon import Daemon
+
+    loaded = obj.load()
+    asyncio.run(Daemon(obj.config_path, loaded, dry_run=dry_run).run())
+
+
+@cli.command()
+@click.option("--once", is_flag=True, default=True, help="One cycle, then exit (the default; kept for scripts).")
+@click.option("--feed", "feeds", multiple=True, metavar="ID", help="Poll only this feed (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print what would be sent instead of sending; record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@click.pass_obj
+def poll(obj: _Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Poll every enabled feed now, once, deliver the alerts, and print a summary.
+
+    Conditional GET still applies: a feed that has not changed answers 304 and costs nothing.
+
+    \b
+    Examples:
+      watcher poll --once
+      watcher poll --once --feed cma-cases --dry-run
+    """
+    loaded = obj.load()
+    config = loaded.config
+    unknown = [f for f in feeds if config.feed(f) is None]
+    if unknown:
+        raise click.BadParameter(f"unknown feed {unknown[0]!r}", param_hint="--feed")
+    outcomes, drained = asyncio.run(_poll_once(loaded, list(feeds) or None, dry_run))
+    if as_json:
+        _print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
+    else:
+        table = Table(title="Poll summary", title_justify="left")
+        for col in ("feed", "status", "items", "new", "matches", "alerts", "error"):
+            table.add_column(col, justify="right" if col in ("items", "new", "matches", "alerts") else "left")
+        for o in outcomes:
+            style = {"failed": "red", "not_modified": "dim"}.get(o.status, "")
+            table.add_row(
+                o.feed_id,
+                f"[{style}]{o.status}[/]" if style else o.status,
+                str(o.items),
+                str(o.new_items),
+                str(o.matches),
+                str(o.deliveries),
+                o.error or "",
+            )
+        out.print(table)
+        out.print(f"deliveries: {drained.sent} sent, {drained.retried} to retry, {drained.failed} failed")
+    if drained.failed or drained.retried:
+        sys.exit(1)
+
+
+async def _poll_once(loaded: Loaded, only: list[str] | None, dry_run: bool) -> tuple[list[PollOutcome], DrainResult]:
+    config = loaded.config
+    store = await asyncio.to_thread(Store.open, config.database.url, dry_run=dry_run)
+    fetcher = make_fetcher(config)
+    executor = make_executor(config)
+    try:
+        now = utcnow()
+        await asyncio.to_thread(
+            store.sync_feeds, [FeedSpec(f.id, f.url, f.title) for f in config.feeds if f.enabled], now
+        )
+        pipeline = Pipeline(config, loaded.rules, store, fetcher, clock=utcnow, executor=executor)
+        outcomes = await pipeline.poll_due(force=True, only=only)
+        outbox = Outbox(
+            store,
+            config.resolved_channels,
+            policy=retry_policy(config),
+            clock=utcnow,
+            redactor=config.redactor,
+            dry_run=dry_run,
+        )
+        drained = await outbox.drain()
+        return outcomes, drained
+    finally:
+        await fetcher.aclose()
+        if executor is not None:
+            executor.shutdown(wait=True)
+        await asyncio.to_thread(store.close)
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: _Ctx) -> None:
+    """Validate the config and every rule file; print OK or FAILED per file.
+
+    Exits 2 at the first invalid file, with one line naming its file and line.
+
+    \b
+    Example:
+      watcher --config config.example.toml check
+    """
+    config = load_config(obj.config_path)
+    out.print(f"OK      {obj.config_path} ({len(config.feeds)} feeds, {len(config.resolved_channels)} channels)")
+    for path in rule_files([config.rules_dir]):
+        try:
+            count = len(load_rule_file(path))
+        except ConfigError:
+            out.print(f"[red]FAILED[/]  {path}")
+            raise
+        out.print(f"OK      {path} ({count} rules)")
+    loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
+    sample = Alert(
+        delivery_id=0,
+        channel="console",
+        rule_id="sample",
+        rule_title="Sample rule",
+        severity=Severity.HIGH,
+        reasons=('title contains "invitation to comment"',),
+        feed_id="sample",
+        feed_title="Sample feed",
+        item_title="Sample item",
+        item_link="https://example.org/",
+        item_text="Sample text.",
+        published_at=utcnow(),
+    )
+    render_alert(sample)
+    out.print(f"OK      {len(loaded.rules)} rules in all; templates render")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def feeds(obj: _Ctx, as_json: bool) -> None:
+    """Show each feed's state: last check, next check, errors, items stored.
+
+    \b
+    Example:
+      watcher feeds
+    """
+    loaded = obj.load()
+    store = Store.open(loaded.config.database.url)
+    try:
+        statuses = store.feed_statuses()
+    finally:
+        store.close()
+    configured = {f.id for f in loaded.config.feeds if f.enabled}
+    if as_json:
+        _print_json([asdict(s) | {"configured": s.id in configured} for s in statuses])
+        return
+    table = Table(title="Feeds", title_justify="left")
+    for col in ("feed", "items", "last check", "last success", "next check", "errors", "last error"):
+        table.add_column(col)
+    for s in statuses:
+        name = s.id if s.id in configured else f"{s.id} (not in config)"
+        table.add_row(
+            name,
+            str(s.items),
+            _when(s.last_checked_at),
+            _when(s.last_success_at),
+            _when(s.next_check_at),
+            str(s.error_count),
+            (s.last_error or "")[:80],
+        )
+    out.print(table)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--failed", is_flag=True, help="Only deliveries that gave up (dead letters).")
+@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
+    """Recent alerts and their delivery state, newest first.
+
+    \b
+    Examples:
+      watcher alerts
+      watcher alerts --failed
+      watcher alerts retry 12 13
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: _Ctx = ctx.obj
+    loaded = obj.load()
+    store = Store.open(loaded.config.database.url)
+    try:
+        rows = store.alert_statuses(limit=limit, status=DeliveryStatus.FAILED if failed else None)
+    finally:
+        store.close()
+    if as_json:
+        _print_json([asdict(r) for r in rows])
+        return
+    table = Table(title="Alerts", title_justify="left")
+    for col in ("id", "rule", "sev", "item", "channel", "status", "tries", "created", "last error"):
+        table.add_column(col)
+    for r in rows:
+        color = {"sent": "green", "failed": "red", "pending": "yellow"}.get(r.status, "")
+        table.add_row(
+            str(r.delivery_id),
+            r.rule_id,
+            r.severity,
+            r.item_title[:60],
+            r.channel,
+            f"[{color}]{r.status}[/]",
+            str(r.attempts),
+            _when(r.created_at),
+            (r.last_error or "")[:60],
+        )
+    out.print(table)
+
+
+@alerts.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed delivery.")
+@click.pass_obj
+def alerts_retry(obj: _Ctx, ids: tuple[int, ...], retry_all: bool) -> None:
+    """Put failed deliveries back in the queue; the daemon (or the next poll) sends them.
+
+    \b
+    Example:
+      watcher alerts retry 12 13
+    """
+    if not ids and not retry_all:
+        raise click.UsageError("give delivery ids, or --all")
+    loaded = obj.load()
+    store = Store.open(loaded.config.database.url)
+    try:
+        count = store.retry_failed(None if retry_all else list(ids), utcnow())
+    finally:
+        store.close()
+    out.print(f"{count} deliveries queued again")
+
+
+@cli.command("notify-test")
+@click.argument("channel")
+@click.pass_obj
+def notify_test(obj: _Ctx, channel: str) -> None:
+    """Send a sample alert to CHANNEL and report success or the exact failure.
+
+    \b
+    Example:
+      watcher notify-test legal-slack
+    """
+    loaded = obj.load()
+    channels = loaded.config.resolved_channels
+    if channel not in channels:
+        raise click.BadParameter(f"unknown channel {channel!r} (known: {', '.join(sorted(channels))})")
+    sample = Alert(
+        delivery_id=0,
+        channel=channel,
+        rule_id="notify-test",
+        rule_title="Test notification",
+        severity=Severity.INFO,
+        reasons=("sent by watcher notify-test",),
+        feed_id="watcher",
+        feed_title="watcher",
+        item_title="watcher can reach this channel",
+        item_link=None,
+        item_text="If you can read this, alerts will arrive here.",
+        published_at=utcnow(),
+    )
+    result = deliver(channels[channel], render_alert(sample))
+    if result.ok:
+        out.print(f"OK      sent a test alert to {channel}")
+        return
+    click.echo(f"error: {loaded.config.redactor(str(result.error))}", err=True)
+    sys.exit(1)
+
+
+def _fail(message: str, code: int, debug: bool) -> NoReturn:
+    if debug:
+        traceback.print_exc()
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI with our error handling."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="watcher", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 1, False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        _fail(str(exc), 2, debug)
+    except WatcherError as exc:
+        _fail(f"error: {exc}", 1, debug)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

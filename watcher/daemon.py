@@ -1,0 +1,201 @@
+"""The long-running service: two APScheduler jobs, signals, reload and shutdown.
+
+``poll_due_feeds`` asks the store which feeds are due; ``drain_outbox`` sends what is due. Both
+are thin calls into ``pipeline`` and ``notify.outbox``, ``max_instances=1`` and coalesced, so a
+slow cycle is never run twice at once. SIGTERM/SIGINT: stop scheduling, give the running cycle a
+short grace period, close everything. SIGHUP: reload config and rules, keeping the last good
+ones if the new ones are invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watcher.app import Clock, Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
+from watcher.errors import ConfigError, StoreError
+from watcher.feeds.fetch import Fetcher
+from watcher.notify.outbox import Outbox
+from watcher.pipeline import Pipeline
+from watcher.store.store import FeedSpec, Store
+
+log = structlog.get_logger("watcher.daemon")
+
+# Ctrl-C must return the prompt quickly: running work gets this long, then it is cancelled.
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        loaded: Loaded,
+        *,
+        dry_run: bool = False,
+        clock: Clock = utcnow,
+        console: TextIO | None = None,
+    ):
+        self.config_path = config_path
+        self.loaded = loaded
+        self.dry_run = dry_run
+        self.clock = clock
+        self.console = console
+        self._stop = asyncio.Event()
+        self._active: set[asyncio.Task[Any]] = set()
+        self.store: Store | None = None
+        self.fetcher: Fetcher | None = None
+        self.executor: Executor | None = None
+        self.pipeline: Pipeline | None = None
+        self.outbox: Outbox | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def _build(self, loaded: Loaded) -> None:
+        assert self.store is not None and self.fetcher is not None
+        config = loaded.config
+        self.store.sync_feeds([FeedSpec(f.id, f.url, f.title) for f in config.feeds if f.enabled], self.clock())
+        self.pipeline = Pipeline(
+            config, loaded.rules, self.store, self.fetcher, clock=self.clock, executor=self.executor
+        )
+        self.outbox = Outbox(
+            self.store,
+            config.resolved_channels,
+            policy=retry_policy(config),
+            clock=self.clock,
+            redactor=config.redactor,
+            console=self.console,
+            dry_run=self.dry_run,
+        )
+        self.loaded = loaded
+
+    async def run(self) -> None:
+        """Run until stopped by a signal or ``stop()``. Raises StoreError if the DB is unusable."""
+        config = self.loaded.config
+        self.store = await asyncio.to_thread(Store.open, config.database.url, dry_run=self.dry_run)
+        self.fetcher = make_fetcher(config)
+        self.executor = make_executor(config)
+        try:
+            await asyncio.to_thread(self._build, self.loaded)
+            self._install_signals()
+            self.scheduler = AsyncIOScheduler(timezone="UTC")
+            now = self.clock()
+            self.scheduler.add_job(
+                self._poll_job,
+                "interval",
+                seconds=config.poll.check_every.total_seconds(),
+                id="poll_due_feeds",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+            )
+            self.scheduler.add_job(
+                self._drain_job,
+                "interval",
+                seconds=config.delivery.check_every.total_seconds(),
+                id="drain_outbox",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+            )
+            self.scheduler.start()
+            log.info(
+                "daemon.started",
+                feeds=len(self.pipeline.feeds) if self.pipeline else 0,
+                rules=len(self.loaded.rules),
+                database=config.redactor(config.database.url),
+                dry_run=self.dry_run,
+            )
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        log.info("daemon.stopping", signal=sig.name)
+        self.stop()
+
+    def _on_reload_signal(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._active.add(task)
+        task.add_done_callback(self._active.discard)
+
+    async def reload(self) -> bool:
+        """Reload config and rules; keep the running ones if the new ones are invalid."""
+        try:
+            loaded = await asyncio.to_thread(load, self.config_path)
+        except ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc), kept="previous config and rules")
+            return False
+        if (
+            loaded.config.database.url != self.loaded.config.database.url
+            or loaded.config.http != self.loaded.config.http
+        ):
+            log.warning("config.restart_needed", reason="[database] and [http] changes apply after a restart")
+        await asyncio.to_thread(self._build, loaded)
+        log.info("config.reloaded", feeds=len(loaded.config.feeds), rules=len(loaded.rules))
+        return True
+
+    async def _guard(self, name: str, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            await work
+        except StoreError as exc:
+            log.error(f"{name}.store_failed", error=str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a job must never kill the scheduler; log with traceback and go on
+            log.exception(f"{name}.crashed")
+        finally:
+            if task is not None:
+                self._active.discard(task)
+
+    async def _poll_job(self) -> None:
+        if self._stop.is_set() or self.pipeline is None:
+            return
+        await self._guard("poll", self._poll_and_wake())
+
+    async def _poll_and_wake(self) -> None:
+        assert self.pipeline is not None
+        outcomes = await self.pipeline.poll_due()
+        if any(o.deliveries for o in outcomes) and self.scheduler is not None:
+            # New alerts: drain now instead of waiting for the next drain tick.
+            self.scheduler.modify_job("drain_outbox", next_run_time=self.clock())
+
+    async def _drain_job(self) -> None:
+        if self._stop.is_set() or self.outbox is None:
+            return
+        await self._guard("drain", self.outbox.drain())
+
+    async def _shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        pending = {t for t in self._active if not t.done()}
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+        if self.fetcher is not None:
+            await self.fetcher.aclose()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+        log.info("daemon.stopped")

@@ -1,0 +1,201 @@
+"""Feed bytes -> ParsedFeed, through feedparser.
+
+Owns the one feedparser call, the policy on its ``bozo`` complaints (which are warnings and which
+mean "not a feed"), and copying the few fields we use out of feedparser's dicts into frozen
+``RawEntry`` values. HTML stays as served: ``normalise`` turns it into text.
+
+Must not do I/O: feedparser only ever sees a ``BytesIO`` (given a URL or a plain string it may fetch
+it or open a file of that name). No HTTP, no logging, no clock; problems travel as
+``ParsedFeed.warnings`` or a ``ParseError``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from watcher.errors import ParseError
+from watcher.model import ParsedFeed, RawEntry
+
+# Complaints about the HTTP envelope, not the XML: the document itself parsed.
+_BENIGN_BOZO: tuple[type[Exception], ...] = (
+    feedparser.CharacterEncodingOverride,
+    feedparser.NonXMLContentType,
+)
+
+# What a broken entry can raise while we copy it (a field of an unexpected type, a date that
+# datetime cannot hold); anything else is a bug and should surface.
+_ENTRY_ERRORS = (AttributeError, LookupError, OverflowError, TypeError, ValueError)
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse a fetched body into raw entries; ``url`` is the final URL, used to resolve relative links.
+
+    Raises ``ParseError`` when the body is not an RSS/Atom feed, or when it has entries and none
+    of them could be read.
+    """
+    if not body.strip():
+        raise ParseError(feed_id, url, "not a feed: empty body")
+    try:
+        result = feedparser.parse(
+            io.BytesIO(body),
+            response_headers=_response_headers(headers, url),
+            sanitize_html=False,  # we never render feed HTML; normalise makes text of it
+            resolve_relative_uris=True,
+        )
+    except Exception as exc:
+        # feedparser is lenient but not total: e.g. its loose parser raises UnicodeEncodeError on
+        # a character reference to a lone surrogate (&#xD800;). This is the boundary: convert.
+        raise ParseError(feed_id, url, f"not a feed: feedparser failed: {_describe(exc)}") from exc
+
+    feed: Mapping[str, Any] = dict.get(result, "feed") or {}
+    entries: Sequence[Mapping[str, Any]] = dict.get(result, "entries") or ()
+    bozo = dict.get(result, "bozo_exception") if dict.get(result, "bozo") else None
+
+    warnings: list[str] = []
+    if not dict.get(result, "version"):
+        # An HTML page (an error page, a login wall, a 403 from a CDN) served with status 200.
+        detail = f" ({_describe(bozo)})" if bozo is not None else ""
+        raise ParseError(feed_id, url, f"not a feed: no RSS or Atom root element{detail}")
+    if bozo is not None:
+        if isinstance(bozo, _BENIGN_BOZO):
+            warnings.append(f"feed: {_describe(bozo)}")
+        elif not entries:
+            raise ParseError(feed_id, url, f"not a feed: {_describe(bozo)}")
+        else:
+            # Real feeds are often slightly broken (a stray '&', a truncated tail); feedparser's
+            # loose parser still recovers their entries, and losing an alert is worse.
+            warnings.append(f"feed: malformed, parsed leniently: {_describe(bozo)}")
+
+    raw_entries, entry_warnings = _convert_entries(entries, feed_id=feed_id, url=url)
+    warnings.extend(entry_warnings)
+    return ParsedFeed(
+        title=_optional_text(feed, "title"),
+        link=_optional_text(feed, "link"),
+        entries=raw_entries,
+        warnings=tuple(warnings),
+    )
+
+
+def _response_headers(headers: Mapping[str, str] | None, url: str) -> dict[str, str]:
+    """Lower-case the headers and fill in what feedparser reads from them."""
+    result = {name.lower(): value for name, value in (headers or {}).items()}
+    # Without a Content-Type, feedparser falls back to HTTP's ISO-8859-1 default and garbles a UTF-8
+    # feed that has no encoding declaration (and flags every saved file as NonXMLContentType). We
+    # only call this on bodies we expect to be feeds, so apply XML's rules: BOM, prolog, else UTF-8.
+    result.setdefault("content-type", "application/xml")
+    # feedparser resolves relative links against Content-Location; we always want the final URL.
+    result["content-location"] = url
+    return result
+
+
+def _convert_entries(
+    entries: Sequence[Mapping[str, Any]], *, feed_id: str, url: str
+) -> tuple[tuple[RawEntry, ...], list[str]]:
+    """Copy every readable entry; skip a broken one with a warning, fail only if all are broken."""
+    converted: list[RawEntry] = []
+    warnings: list[str] = []
+    first_error = ""
+    for index, entry in enumerate(entries):
+        try:
+            raw, date_warnings = _convert_entry(entry)
+        except _ENTRY_ERRORS as exc:
+            message = f"entry {index}: skipped: {_describe(exc)}"
+            first_error = first_error or message
+            warnings.append(message)
+            continue
+        converted.append(raw)
+        warnings.extend(f"entry {index}: {warning}" for warning in date_warnings)
+    if entries and not converted:
+        raise ParseError(feed_id, url, f"not a feed: none of its {len(entries)} entries could be read ({first_error})")
+    return tuple(converted), warnings
+
+
+def _convert_entry(entry: Mapping[str, Any]) -> tuple[RawEntry, list[str]]:
+    warnings: list[str] = []
+    dates: dict[str, datetime | None] = {}
+    for name in ("published", "updated"):
+        try:
+            dates[name] = _utc(_field(entry, f"{name}_parsed"))
+        except (ValueError, OverflowError):
+            # A CMS writing "0000-00-00 00:00:00" makes feedparser return year -1. The entry is
+            # still news; it just has no usable date.
+            dates[name] = None
+            warnings.append(f"ignored unusable {name} date {_field(entry, name)!r}")
+    raw = RawEntry(
+        guid=_optional_text(entry, "id"),
+        title=_optional_text(entry, "title"),
+        link=_link(entry),
+        summary=_optional_text(entry, "summary"),
+        content=tuple(_texts(_field(entry, "content"), "value")),
+        published_at=dates["published"],
+        updated_at=dates["updated"],
+        authors=tuple(_texts(_field(entry, "authors"), "name")),
+        tags=tuple(_texts(_field(entry, "tags"), "term", "label")),
+    )
+    return raw, warnings
+
+
+def _link(entry: Mapping[str, Any]) -> str | None:
+    """The entry's web page: an HTML rel=alternate link, else any alternate, else feedparser's link."""
+    links: Iterable[Mapping[str, Any]] = _field(entry, "links") or ()
+    alternates = [link for link in links if _field(link, "rel") in (None, "alternate") and _field(link, "href")]
+    # Atom allows several alternates (a PDF beside the page); the HTML page is what people open.
+    for link in alternates:
+        if (_field(link, "type") or "text/html") in _HTML_TYPES:
+            return _checked_text(_field(link, "href"), "link")
+    if alternates:
+        return _checked_text(_field(alternates[0], "href"), "link")
+    # RSS items with only <guid isPermaLink="true"> get their link from the guid here.
+    return _optional_text(entry, "link")
+
+
+def _texts(values: Iterable[Mapping[str, Any]] | None, *keys: str) -> Iterable[str]:
+    """The first non-empty of ``keys`` in each mapping (e.g. a tag's term, else its label)."""
+    for value in values or ():
+        for key in keys:
+            text = _field(value, key)
+            if text:
+                yield _checked_text(text, key)
+                break
+
+
+def _optional_text(mapping: Mapping[str, Any], key: str) -> str | None:
+    value = _field(mapping, key)
+    if value is None or value == "":
+        return None
+    return _checked_text(value, key)
+
+
+def _field(mapping: Mapping[str, Any], key: str) -> Any:
+    # Not mapping.get: FeedParserDict maps a missing "updated*" key onto "published*" with a
+    # DeprecationWarning (feedparser issue 310) and aliases other keys; we want what was served.
+    return dict.get(mapping, key) if isinstance(mapping, dict) else mapping.get(key)
+
+
+def _checked_text(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not text")
+    return value
+
+
+def _utc(value: object) -> datetime | None:
+    """feedparser's ``*_parsed`` struct_time, already in UTC, as an aware datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, time.struct_time):
+        raise TypeError(f"date is {type(value).__name__}, not struct_time")
+    # struct_time allows a leap second (tm_sec 60 or 61); datetime does not.
+    return datetime(*value[:5], min(value.tm_sec, 59), tzinfo=UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

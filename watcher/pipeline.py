@@ -1,0 +1,210 @@
+"""One feed poll, end to end: fetch -> parse -> normalise -> match -> store (items, matches, outbox).
+
+Owns: the order of the stages, the feed's schedule after a poll (interval, backoff, Retry-After)
+and the backlog rule. Must not: send notifications (the outbox does) or print (the CLI does).
+A failing feed never stops the others: its error is stored on its row and it backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+import structlog
+
+from watcher.config import Config, FeedConfig
+from watcher.errors import FeedError, FetchError, StoreError
+from watcher.feeds.fetch import Fetcher
+from watcher.feeds.normalise import normalise_feed
+from watcher.feeds.parse import parse_feed
+from watcher.match import RuleSet
+from watcher.model import FetchResult, Item, Rule
+from watcher.store.store import FeedState, PlannedMatch, Store
+
+log = structlog.get_logger("watcher.pipeline")
+
+# How long a claimed feed stays claimed if this process dies mid-poll.
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    feed_id: str
+    status: str  # "updated" | "not_modified" | "failed"
+    items: int = 0
+    new_items: int = 0
+    matches: int = 0
+    deliveries: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def parse_and_normalise(body: bytes, feed_id: str, url: str, headers: dict[str, str]) -> tuple[list[Item], list[str]]:
+    """The CPU-heavy part of a poll, run in a worker (thread or process); must stay picklable."""
+    parsed = parse_feed(body, feed_id=feed_id, url=url, headers=headers)
+    items, warnings = normalise_feed(parsed, feed_id)
+    return items, [*parsed.warnings, *warnings]
+
+
+@dataclass
+class Pipeline:
+    """The stages wired for this config. Rebuilt on reload; cheap to construct."""
+
+    config: Config
+    rules: Sequence[Rule]
+    store: Store
+    fetcher: Fetcher
+    clock: Callable[[], datetime]
+    executor: Executor | None = None  # None: parse in a thread; a process pool uses both cores
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self.ruleset = RuleSet(self.rules)
+        self._rules_by_id = {r.id: r for r in self.rules}
+        self._feeds = {f.id: f for f in self.config.feeds if f.enabled}
+
+    @property
+    def feeds(self) -> list[FeedConfig]:
+        return list(self._feeds.values())
+
+    async def poll_due(self, *, force: bool = False, only: Sequence[str] | None = None) -> list[PollOutcome]:
+        """Poll every feed that is due (all of them with ``force``), concurrently."""
+        ids = [f for f in self._feeds if only is None or f in only]
+        now = self.clock()
+        # Forcing means "due now"; claiming still guards against a replica polling it too.
+        states = await asyncio.to_thread(
+            partial(
+                self.store.claim_due_feeds,
+                ids,
+                due_by=None if force else now,
+                until=now + CLAIM_LEASE,
+                limit=len(ids),
+            )
+        )
+        return list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
+
+    async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
+        """Poll one feed. Never raises for a feed problem; the per-feed guard logs the unexpected."""
+        bound = log.bind(feed=feed.id)
+        try:
+            return await self._poll(feed, state, bound)
+        except FeedError as exc:
+            return await self._failed(feed, state, exc, bound)
+        except StoreError as exc:
+            bound.error("feed.store_failed", error=str(exc))
+            return PollOutcome(feed.id, "failed", error=str(exc))
+        except Exception as exc:  # the per-feed guard: one broken feed must not stop the others
+            bound.exception("feed.crashed", error=repr(exc))
+            wrapped = FeedError(feed.id, feed.url, f"internal error: {exc!r}")
+            return await self._failed(feed, state, wrapped, bound)
+
+    async def _poll(
+        self, feed: FeedConfig, state: FeedState, bound: structlog.typing.FilteringBoundLogger
+    ) -> PollOutcome:
+        etag, modified = (state.etag, state.last_modified) if state.url == feed.url else (None, None)
+        result = await self.fetcher.fetch(feed.id, feed.url, etag=etag, last_modified=modified)
+        now = self.clock()
+        next_check = now + self._interval(feed)
+        if not result.is_modified:
+            await asyncio.to_thread(self.store.record_not_modified, feed.id, now, next_check)
+            bound.info("feed.not_modified")
+            return PollOutcome(feed.id, "not_modified")
+
+        items, warnings = await self._parse(feed, result)
+        for warning in warnings:
+            bound.warning("feed.warning", warning=warning)
+        known = await asyncio.to_thread(self.store.known_keys, feed.id, [i.item_key for i in items])
+        fresh = [i for i in items if i.item_key not in known]
+        alertable = self._alertable(fresh, state, now)
+        planned = [
+            PlannedMatch(m, self._rules_by_id[m.rule_id].title, self._channels_for(m.rule_id))
+            for m in self.ruleset.match_all(alertable)
+        ]
+        saved = await asyncio.to_thread(
+            self.store.save_poll,
+            feed.id,
+            now,
+            fresh,
+            planned,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            next_check_at=next_check,
+        )
+        bound.info(
+            "feed.polled",
+            items=len(items),
+            new_items=saved.new_items,
+            backlog=len(fresh) - len(alertable),
+            matches=saved.new_matches,
+            deliveries=saved.new_deliveries,
+        )
+        return PollOutcome(
+            feed.id,
+            "updated",
+            len(items),
+            saved.new_items,
+            saved.new_matches,
+            saved.new_deliveries,
+            warnings=tuple(warnings),
+        )
+
+    async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str]]:
+        headers = dict(result.headers)
+        if self.executor is None:
+            return await asyncio.to_thread(parse_and_normalise, result.body, feed.id, result.final_url, headers)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, parse_and_normalise, result.body, feed.id, result.final_url, headers
+        )
+
+    def _alertable(self, fresh: list[Item], state: FeedState, now: datetime) -> list[Item]:
+        """On a feed's first poll, history is stored but only recent items may alert.
+
+        Subscribing to a feed with years of entries must not flood anyone. Undated items on a
+        first poll count as history. Later polls alert on everything new, even if back-dated
+        (DOJ back-dates releases), so an outage never swallows alerts.
+        """
+        if not state.is_first_poll:
+            return fresh
+        cutoff = now - self.config.poll.backlog_max_age
+        return [i for i in fresh if i.published_at is not None and i.published_at >= cutoff]
+
+    def _channels_for(self, rule_id: str) -> tuple[str, ...]:
+        rule = self._rules_by_id[rule_id]
+        return rule.channels or tuple(self.config.delivery.default_channels)
+
+    def _interval(self, feed: FeedConfig) -> timedelta:
+        return self.config.interval_of(feed)
+
+    def backoff(self, feed: FeedConfig, error_count: int) -> timedelta:
+        """Exponential backoff for a failing feed: interval x 2^(errors-1), capped, ±10 % jitter."""
+        base = self._interval(feed).total_seconds() * 2 ** min(max(error_count - 1, 0), 16)
+        capped = min(base, max(self.config.poll.max_backoff.total_seconds(), self._interval(feed).total_seconds()))
+        return timedelta(seconds=capped * self.rng.uniform(0.9, 1.1))
+
+    async def _failed(
+        self, feed: FeedConfig, state: FeedState, exc: FeedError, bound: structlog.typing.FilteringBoundLogger
+    ) -> PollOutcome:
+        now = self.clock()
+        errors = state.error_count + 1
+        delay = self.backoff(feed, errors)
+        if isinstance(exc, FetchError) and exc.retry_after_seconds:
+            delay = max(delay, timedelta(seconds=exc.retry_after_seconds))
+        reason = self.config.redactor(str(exc))
+        try:
+            await asyncio.to_thread(self.store.record_failure, feed.id, now, reason, now + delay)
+        except StoreError as store_exc:
+            bound.error("feed.store_failed", error=str(store_exc))
+        bound.warning(
+            "feed.failed",
+            failure=getattr(getattr(exc, "failure", None), "value", type(exc).__name__),
+            error=reason,
+            error_count=errors,
+            retry_in_seconds=round(delay.total_seconds()),
+        )
+        return PollOutcome(feed.id, "failed", error=reason)
