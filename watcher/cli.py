@@ -29,7 +29,7 @@ from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import render_alert
 from watcher.pipeline import Pipeline, PollOutcome
-from watcher.rules import load_rule_file, rule_files
+from watcher.rules import display_path, load_rule_file, rule_files
 from watcher.store.store import FeedSpec, Store
 
 out = Console(highlight=False, soft_wrap=True)
@@ -189,12 +189,13 @@ def check(obj: _Ctx) -> None:
     config = load_config(obj.config_path)
     out.print(f"OK      {obj.config_path} ({len(config.feeds)} feeds, {len(config.resolved_channels)} channels)")
     for path in rule_files([config.rules_dir]):
+        shown = display_path(path)
         try:
-            count = len(load_rule_file(path))
+            count = len(load_rule_file(path, display=shown))
         except ConfigError:
-            out.print(f"[red]FAILED[/]  {path}")
+            out.print(f"[red]FAILED[/]  {shown}")
             raise
-        out.print(f"OK      {path} ({count} rules)")
+        out.print(f"OK      {shown} ({count} rules)")
     loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
     sample = Alert(
         delivery_id=0,

@@ -36,7 +36,7 @@ def configure_logging(
     global _current
     if redactor is not None:
         _current = redactor
-    out = stream or sys.stderr
+    out: TextIO = stream or _Stderr()  # type: ignore[assignment]
     numeric = logging.getLevelName(level.upper())
     renderer: Any
     if fmt == "json":
@@ -63,6 +63,19 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_StdlibRedactFilter())
+
+
+class _Stderr:
+    """Whatever sys.stderr is at the moment of writing (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 class _StdlibRedactFilter(logging.Filter):

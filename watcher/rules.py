@@ -176,7 +176,7 @@ def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> li
     seen: dict[str, Rule] = {}
     out: list[Rule] = []
     for path in files:
-        shown = _display(path, display_base)
+        shown = display_path(path, display_base)
         for rule in load_rule_file(path, display=shown):
             if rule.id in seen:
                 file, _, line = rule.source.rpartition(":")
@@ -191,7 +191,7 @@ def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> li
     return out
 
 
-def _display(path: Path, base: Path | None) -> str:
+def display_path(path: Path, base: Path | None = None) -> str:
     """Show paths relative to where the user is, as compilers do."""
     try:
         return str(path.resolve().relative_to((base or Path.cwd()).resolve()))

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
 
 import structlog
@@ -88,12 +89,14 @@ class Outbox:
     async def drain(self, *, batch: int = 50, max_batches: int = 20) -> DrainResult:
         """Deliver everything due now, batch by batch."""
         total = DrainResult()
+        tried: set[int] = set()
         for _ in range(max_batches):
-            now = self.clock()
-            alerts = await asyncio.to_thread(self.store.claim_due_deliveries, now, self.policy.lease, batch)
+            claim = partial(self.store.claim_due_deliveries, exclude=tried)
+            alerts = await asyncio.to_thread(claim, self.clock(), self.policy.lease, batch)
             if not alerts:
                 break
             for alert in alerts:
+                tried.add(alert.delivery_id)
                 total += await self._send(alert)
         return total
 

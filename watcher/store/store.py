@@ -8,7 +8,7 @@ Every method takes ``now`` from the caller, so tests control time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -430,17 +430,23 @@ class Store:
 
     # -- outbox ------------------------------------------------------------------------------
 
-    def claim_due_deliveries(self, now: datetime, lease: timedelta, limit: int = 50) -> list[Alert]:
-        """Claim due pending deliveries; a crashed sender's claim expires after ``lease``."""
+    def claim_due_deliveries(
+        self, now: datetime, lease: timedelta, limit: int = 50, *, exclude: Collection[int] = ()
+    ) -> list[Alert]:
+        """Claim due pending deliveries; a crashed sender's claim expires after ``lease``.
+
+        ``exclude``: rows already tried in this drain, so a retry due at once waits for the next one.
+        """
         with self._session() as s:
+            stmt = (
+                select(col(DeliveryRow.id))
+                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .where(col(DeliveryRow.next_attempt_at) <= now)
+            )
+            if exclude:
+                stmt = stmt.where(col(DeliveryRow.id).not_in(list(exclude)))
             due = (
-                s.execute(
-                    select(col(DeliveryRow.id))
-                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                    .where(col(DeliveryRow.next_attempt_at) <= now)
-                    .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
-                    .limit(limit)
-                )
+                s.execute(stmt.order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
                 .scalars()
                 .all()
             )
