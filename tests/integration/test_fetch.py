@@ -324,20 +324,33 @@ def test_invalid_url(url: str) -> None:
 # -- file:// --------------------------------------------------------------------------------------
 
 
-def test_file_url_reads_with_last_modified_then_304(tmp_path: Path) -> None:
+def test_file_url_reads_with_validators_then_304(tmp_path: Path) -> None:
     path = tmp_path / "saved feed.xml"
     path.write_bytes(FEED)
     os.utime(path, (1_700_000_000, 1_700_000_000))
 
     first = fetch(path.as_uri())
-    second = fetch(path.as_uri(), last_modified=first.last_modified)
+    second = fetch(path.as_uri(), etag=first.etag, last_modified=first.last_modified)
     os.utime(path, (1_700_000_100, 1_700_000_100))
-    third = fetch(path.as_uri(), last_modified=first.last_modified)
+    third = fetch(path.as_uri(), etag=first.etag, last_modified=first.last_modified)
 
     assert (first.status, first.body, first.final_url) == (200, FEED, path.as_uri())
     assert first.last_modified == "Tue, 14 Nov 2023 22:13:20 GMT"
     assert (second.status, second.body) == (304, b"")
     assert (third.status, third.body, third.last_modified) == (200, FEED, "Tue, 14 Nov 2023 22:15:00 GMT")
+
+
+def test_file_rewritten_within_the_same_second_is_modified(tmp_path: Path) -> None:
+    """Last-Modified has one-second resolution; the ETag (nanosecond mtime and size) does not."""
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    first = fetch(path.as_uri())
+    path.write_bytes(FEED + b"\n")
+    os.utime(path, ns=(1_700_000_000_500_000_000, 1_700_000_000_500_000_000))
+    second = fetch(path.as_uri(), etag=first.etag, last_modified=first.last_modified)
+    assert first.last_modified == second.last_modified
+    assert (second.status, second.body) == (200, FEED + b"\n")
 
 
 def test_missing_file_is_network(tmp_path: Path) -> None:

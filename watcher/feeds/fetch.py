@@ -170,7 +170,7 @@ class Fetcher:
         try:
             if url[:5].lower() == "file:":
                 async with asyncio.timeout(deadline):
-                    return await asyncio.to_thread(_read_file, feed_id, url, last_modified, self._policy.max_body_bytes)
+                    return await asyncio.to_thread(_read_file, feed_id, url, etag, self._policy.max_body_bytes)
             host = _http_host(feed_id, url)
             # The deadline starts once slots are free: queueing behind other feeds is not the
             # server's fault.
@@ -311,8 +311,12 @@ def _http_host(feed_id: str, url: str) -> str:
     return parsed.host
 
 
-def _read_file(feed_id: str, url: str, last_modified: str | None, limit: int) -> FetchResult:
-    """Serve a saved feed like a server would, with Last-Modified from the file's mtime."""
+def _read_file(feed_id: str, url: str, etag: str | None, limit: int) -> FetchResult:
+    """Serve a saved feed like a server would: 304 while the file is unchanged.
+
+    The validator is an ETag from the file's nanosecond mtime and size: Last-Modified has
+    one-second resolution, and a feed rewritten within the same second must not look unchanged.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -321,17 +325,17 @@ def _read_file(feed_id: str, url: str, last_modified: str | None, limit: int) ->
         raise FetchError(feed_id, url, "invalid URL: not a local file", FetchFailure.INVALID_URL)
     with open(url2pathname(parts.path), "rb") as fh:
         stat = os.fstat(fh.fileno())
-        mtime = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-        stamp = email.utils.format_datetime(mtime, usegmt=True)
-        headers = {"last-modified": stamp}
-        if last_modified == stamp:
-            return FetchResult(url, url, 304, b"", headers, None, stamp)
+        stamp = email.utils.format_datetime(datetime.fromtimestamp(int(stat.st_mtime), UTC), usegmt=True)
+        tag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+        headers = {"last-modified": stamp, "etag": tag}
+        if etag == tag:
+            return FetchResult(url, url, 304, b"", headers, tag, stamp)
         if stat.st_size > limit:
             raise BodyTooLarge(limit)
         body = fh.read(limit + 1)
     if len(body) > limit:
         raise BodyTooLarge(limit)
-    return FetchResult(url, url, 200, body, headers, None, stamp)
+    return FetchResult(url, url, 200, body, headers, tag, stamp)
 
 
 def _is_tls(exc: BaseException) -> bool:
