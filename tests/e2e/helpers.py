@@ -96,6 +96,7 @@ def write_setup(
     backoff_initial: str = "30s",
     max_attempts: int = 8,
     extra: str = "",
+    parse_workers: int = 0,
 ) -> Path:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
@@ -116,6 +117,7 @@ deadline = "5s"
 [poll]
 check_every = "1s"
 default_interval = "15m"
+parse_workers = {parse_workers}
 
 [delivery]
 default_channels = ["email"]

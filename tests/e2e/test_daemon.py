@@ -63,7 +63,8 @@ def test_daemon_delivers_once_and_stops_on_sigterm(
     tmp_path: Path, feed_server: Any, smtp_sink: Any, daemon: Any
 ) -> None:
     url = feed_server.feed("/cma.atom", atom(cma_entries(NOW)), etag='"v1"')
-    config = write_setup(tmp_path, url, [smtp_sink.mailto_url()], f"sqlite:///{tmp_path}/w.db")
+    # A process pool for parsing, as on a busy server: items must survive the trip between processes.
+    config = write_setup(tmp_path, url, [smtp_sink.mailto_url()], f"sqlite:///{tmp_path}/w.db", parse_workers=1)
     proc = daemon(config)
     smtp_sink.wait_for(3, timeout=30)
     # Several more scheduler ticks: nothing new may go out.
@@ -103,3 +104,35 @@ def test_daemon_survives_failing_feeds_and_exits_on_ctrl_c(tmp_path: Path, daemo
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
+
+
+def test_sighup_reloads_and_keeps_last_good_rules(
+    tmp_path: Path, feed_server: Any, smtp_sink: Any, daemon: Any
+) -> None:
+    url = feed_server.feed("/cma.atom", atom(cma_entries(NOW, total=3, matching=0)), etag='"v1"')
+    config = write_setup(tmp_path, url, [smtp_sink.mailto_url()], f"sqlite:///{tmp_path}/w.db")
+    proc = daemon(config)
+    assert proc.stderr is not None
+    lines: list[str] = []
+
+    def saw(event: str) -> Any:
+        def check() -> bool:
+            lines.append(proc.stderr.readline())  # type: ignore[union-attr]
+            return event in lines[-1]
+
+        return check
+
+    wait_until(saw("feed.polled"))
+    rules = tmp_path / "rules" / "cma.toml"
+    good = rules.read_text()
+    rules.write_text(good.replace("severity =", "severty ="))
+    proc.send_signal(signal.SIGHUP)
+    wait_until(saw("config.reload_failed"))
+    assert "severty" in lines[-1]
+    assert proc.poll() is None
+    rules.write_text(good)
+    proc.send_signal(signal.SIGHUP)
+    wait_until(saw("config.reloaded"))
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
