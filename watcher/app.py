@@ -41,24 +41,19 @@ def load(config_path: Path) -> Loaded:
     known = config.resolved_channels
     feeds = {f.id for f in config.feeds}
     for rule in rules:
-        file, _, line = rule.source.rpartition(":")
         for name in rule.channels:
             if name not in known:
-                raise RuleError(
-                    f'rule "{rule.id}": "channels": unknown channel "{name}" (known: {", ".join(sorted(known))})',
-                    file,
-                    int(line) if line.isdigit() else None,
-                    rule.id,
-                )
+                raise _rule_error(rule, f'"channels": unknown channel "{name}" (known: {", ".join(sorted(known))})')
         for feed in rule.feeds:
             if feed not in feeds:
-                raise RuleError(
-                    f'rule "{rule.id}": "feeds": unknown feed "{feed}" (see [[feed]] in {config.path})',
-                    file,
-                    int(line) if line.isdigit() else None,
-                    rule.id,
-                )
+                raise _rule_error(rule, f'"feeds": unknown feed "{feed}" (see [[feed]] in {config.path})')
     return Loaded(config, rules)
+
+
+def _rule_error(rule: Rule, message: str) -> RuleError:
+    """An error at the rule's header line, for checks that need the config as well as the rule."""
+    file, _, line = rule.source.rpartition(":")
+    return RuleError(f'rule "{rule.id}": {message}', file, int(line) if line.isdigit() else None, rule.id)
 
 
 def fetch_policy(config: Config) -> FetchPolicy:

@@ -24,10 +24,10 @@ from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy,
 from watcher.config import config_path_from, load_config
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure_logging
-from watcher.model import Alert, DeliveryStatus, Severity
+from watcher.model import DeliveryStatus
 from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
-from watcher.notify.render import render_alert
+from watcher.notify.render import render_alert, sample_alert
 from watcher.pipeline import Pipeline, PollOutcome
 from watcher.rules import display_path, load_rule_file, rule_files
 from watcher.store.store import FeedSpec, Store
@@ -197,21 +197,8 @@ def check(obj: _Ctx) -> None:
             raise
         out.print(f"OK      {shown} ({count} rules)")
     loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
-    sample = Alert(
-        delivery_id=0,
-        channel="console",
-        rule_id="sample",
-        rule_title="Sample rule",
-        severity=Severity.HIGH,
-        reasons=('title contains "invitation to comment"',),
-        feed_id="sample",
-        feed_title="Sample feed",
-        item_title="Sample item",
-        item_link="https://example.org/",
-        item_text="Sample text.",
-        published_at=utcnow(),
-    )
-    render_alert(sample)
+    for name in loaded.config.resolved_channels:
+        render_alert(sample_alert(name, utcnow()))
     out.print(f"OK      {len(loaded.rules)} rules in all; templates render")
 
 
@@ -333,21 +320,7 @@ def notify_test(obj: _Ctx, channel: str) -> None:
     channels = loaded.config.resolved_channels
     if channel not in channels:
         raise click.BadParameter(f"unknown channel {channel!r} (known: {', '.join(sorted(channels))})")
-    sample = Alert(
-        delivery_id=0,
-        channel=channel,
-        rule_id="notify-test",
-        rule_title="Test notification",
-        severity=Severity.INFO,
-        reasons=("sent by watcher notify-test",),
-        feed_id="watcher",
-        feed_title="watcher",
-        item_title="watcher can reach this channel",
-        item_link=None,
-        item_text="If you can read this, alerts will arrive here.",
-        published_at=utcnow(),
-    )
-    result = deliver(channels[channel], render_alert(sample))
+    result = deliver(channels[channel], render_alert(sample_alert(channel, utcnow())))
     if result.ok:
         out.print(f"OK      sent a test alert to {channel}")
         return

@@ -131,7 +131,7 @@ def test_unknown_channel_for_notify_test(setup: Path, capsys: pytest.CaptureFixt
 def test_notify_test_console(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(capsys, "notify-test", "console")
     assert result.code == 0, result.err
-    assert "watcher can reach this channel" in result.out
+    assert "Microsoft / Mistral AI partnership: invitation to comment (watcher test)" in result.out
     assert "OK      sent a test alert to console" in result.out
 
 

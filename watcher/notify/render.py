@@ -8,8 +8,9 @@ the message or flood a channel.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from watcher.model import Alert, Message
+from watcher.model import Alert, Message, Severity
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SPACE = re.compile(r"\s+")
@@ -45,3 +46,21 @@ def render_alert(alert: Alert) -> Message:
     if snippet:
         lines.extend(["", snippet])
     return Message(title=title, body="\n".join(lines), body_format="text")
+
+
+def sample_alert(channel: str, now: datetime) -> Alert:
+    """A realistic alert for `watcher check` (render every template) and `watcher notify-test`."""
+    return Alert(
+        delivery_id=0,
+        channel=channel,
+        rule_id="notify-test",
+        rule_title="Test notification",
+        severity=Severity.INFO,
+        reasons=('title contains "invitation to comment"',),
+        feed_id="watcher",
+        feed_title="watcher",
+        item_title="Microsoft / Mistral AI partnership: invitation to comment (watcher test)",
+        item_link="https://www.gov.uk/cma-cases",
+        item_text="If you can read this, watcher's alerts will arrive here.",
+        published_at=now,
+    )

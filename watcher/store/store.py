@@ -276,17 +276,7 @@ class Store:
 
     def record_not_modified(self, feed_id: str, now: datetime, next_check_at: datetime) -> None:
         with self._session() as s:
-            s.execute(
-                update(FeedRow)
-                .where(col(FeedRow.id) == feed_id)
-                .values(
-                    last_checked_at=now,
-                    last_success_at=now,
-                    next_check_at=next_check_at,
-                    error_count=0,
-                    last_error=None,
-                )
-            )
+            s.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**_success(now, next_check_at)))
 
     def record_failure(self, feed_id: str, now: datetime, error: str, next_check_at: datetime) -> int:
         """Count a failed poll; return the new error count."""
@@ -339,15 +329,7 @@ class Store:
             s.execute(
                 update(FeedRow)
                 .where(col(FeedRow.id) == feed_id)
-                .values(
-                    etag=etag,
-                    last_modified=last_modified,
-                    last_checked_at=now,
-                    last_success_at=now,
-                    next_check_at=next_check_at,
-                    error_count=0,
-                    last_error=None,
-                )
+                .values(etag=etag, last_modified=last_modified, **_success(now, next_check_at))
             )
             new_ids = self._insert_items(s, feed_id, now, items)
             by_key = {i.item_key: i for i in items}
@@ -582,6 +564,17 @@ class Store:
             if feed_id is not None:
                 stmt = stmt.where(and_(col(ItemRow.feed_id) == feed_id))
             return int(s.execute(stmt).scalar_one())
+
+
+def _success(now: datetime, next_check_at: datetime) -> dict[str, Any]:
+    """Feed columns after any successful poll, 304 or 200: the error streak is over."""
+    return {
+        "last_checked_at": now,
+        "last_success_at": now,
+        "next_check_at": next_check_at,
+        "error_count": 0,
+        "last_error": None,
+    }
 
 
 def _rowcount(result: Any) -> int:
