@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from watcher.duration import Duration
 from watcher.errors import ConfigError
 from watcher.model import Channel
 from watcher.redact import Redactor
@@ -23,26 +24,9 @@ from watcher.tomlmap import KeyLines, Loc, first_error, load_toml
 DEFAULT_CONFIG = "config.toml"
 DEFAULT_USER_AGENT = "watcher/0.1 (regulatory feed reader; +https://github.com/watcher-alerts/watcher)"
 _SLUG = r"^[a-z0-9][a-z0-9._-]*$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def parse_duration(value: Any) -> Any:
-    """Accept ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``: people write intervals, not ISO 8601."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 90s, 15m, 2h or 7d")
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError(f'"{value}" is not a duration; write it like 90s, 15m, 2h or 7d')
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Slug = Annotated[str, Field(pattern=_SLUG, min_length=1, max_length=64)]
 
 

@@ -33,7 +33,11 @@ class ConfigError(WatcherError):
 
 
 class RuleError(ConfigError):
-    """A rule file problem; the message already names the rule when there is one."""
+    """A rule file problem; the message already names the rule when there is one.
+
+    ``column`` is set for query errors, printed as ``path:line:column:``; ``context`` holds the
+    query with a caret under the column, for the lines after the error line.
+    """
 
     def __init__(
         self,
@@ -41,9 +45,19 @@ class RuleError(ConfigError):
         path: Path | str | None = None,
         line: int | None = None,
         rule_id: str | None = None,
+        *,
+        column: int | None = None,
+        context: str = "",
     ):
         super().__init__(message, path, line)
         self.rule_id = rule_id
+        self.column = column
+        self.context = context
+
+    def __str__(self) -> str:
+        if self.column is not None and self.path is not None and self.line is not None:
+            return f"{self.path}:{self.line}:{self.column}: {self.message}"
+        return super().__str__()
 
 
 class FeedError(WatcherError):

@@ -1,33 +1,88 @@
 """Pure rule matching. No I/O, no clock, no logging.
 
-Every phrase of every rule goes into one Aho-Corasick automaton, run once over each item's folded
-title and text; the boolean logic is then evaluated only for rules whose phrases occurred.
-Phrases are padded with spaces and the text is folded to words separated by single spaces, so a
-hit is always a whole-word hit ("CMA" never matches "cinema" or "CMAs").
+Every phrase of every rule goes into one Aho-Corasick automaton, run once over each item's
+folded text (all fields, joined by a separator no phrase can cross). Exact phrases are padded
+with spaces on both sides and prefixes ("investigat*") on the left only, and the text is folded
+to words separated by single spaces, so every hit is on word boundaries ("CMA" never matches
+"CMAs" or "cinema"). Only rules with a phrase that occurred (and the few rules that need no
+phrase at all) have their condition evaluated. Each match carries its reasons, with offsets into
+the item's own text and a highlighted snippet.
 """
 
 from __future__ import annotations
 
+import bisect
+import fnmatch
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit
 
 import ahocorasick
 
 from watcher.fold import fold
-from watcher.model import Item, Match, Reason, Rule
+from watcher.model import (
+    TEXT_FIELDS,
+    And,
+    Condition,
+    Example,
+    Item,
+    Match,
+    Meta,
+    Near,
+    Not,
+    Or,
+    Reason,
+    Regex,
+    Rule,
+    Term,
+)
 
-# Field texts are joined with a character that folding never produces, so no phrase spans two fields.
-_FIELD_SEP = " | "
-_FIELDS = ("title", "text")
+_SEP = " | "  # folding never produces "|", so no phrase spans two fields
+_MAX_HITS = 64  # occurrences kept per phrase per item: enough for NEAR, bounded for long pages
+_TOKEN = re.compile(r"[^\W_]+")
+SNIPPET_CONTEXT = 60
+
+
+def item_fields(item: Item) -> dict[str, str]:
+    """The plain text of each matchable field of an item."""
+    return {
+        "title": item.title,
+        "summary": item.summary,
+        "content": item.content,
+        "article": item.article,
+        "link": item.link or "",
+        "author": "; ".join(item.authors),
+        "category": "; ".join(item.tags),
+    }
+
+
+@dataclass
+class _Scan:
+    """One item's folded text and where each phrase occurred in it."""
+
+    item: Item
+    feed_tags: frozenset[str]
+    text: str
+    bounds: list[int]  # start offset of each field in `text`, in TEXT_FIELDS order
+    hits: dict[int, list[tuple[int, int, int]]]  # pattern id -> (field index, start, end) in `text`
+    _spaces: list[int] | None = None
+    _regex: dict[int, re.Match[str] | None] = field(default_factory=dict)
+
+    def field_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.bounds, offset) - 1
+
+    def word_index(self, offset: int) -> int:
+        if self._spaces is None:
+            self._spaces = [i for i, ch in enumerate(self.text) if ch == " "]
+        return bisect.bisect_left(self._spaces, offset)
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
-    rule: Rule
-    any_ids: frozenset[int]
-    all_ids: tuple[frozenset[int], ...]
-    none_ids: frozenset[int]
-    positive_ids: frozenset[int]
+class Evaluation:
+    matches: list[Match]
+    partial: list[str]  # rules with a phrase hit that did not fire: worth the article text
 
 
 class RuleSet:
@@ -35,90 +90,314 @@ class RuleSet:
 
     def __init__(self, rules: Sequence[Rule]):
         self.rules = tuple(r for r in rules if r.enabled)
-        self._phrases: list[str] = []  # id -> phrase as first written
-        ids: dict[str, int] = {}
-        automaton = ahocorasick.Automaton()
-
-        def pid(phrase: str) -> int:
-            key = fold(phrase)
-            if key not in ids:
-                ids[key] = len(self._phrases)
-                self._phrases.append(phrase)
-                automaton.add_word(f" {key} ", (ids[key], len(key)))
-            return ids[key]
-
-        compiled = []
-        self._by_phrase: dict[int, list[int]] = {}
+        self._patterns: list[tuple[str, bool]] = []  # id -> (phrase as written, is prefix)
+        self._keys: dict[str, int] = {}
+        self._automaton = ahocorasick.Automaton()
+        self._term_ids: dict[Term, frozenset[int]] = {}
+        self._field_ids: dict[tuple[str, ...], frozenset[int]] = {}
+        self._regexes: dict[Regex, tuple[int, re.Pattern[str]]] = {}
+        self._by_pattern: dict[int, list[int]] = {}
+        self._always: list[int] = []  # rules that can fire with no phrase hit (regex or metadata only)
         for index, rule in enumerate(self.rules):
-            any_ids = frozenset(pid(p) for p in rule.any_of)
-            all_ids = tuple(frozenset(pid(p) for p in group) for group in rule.all_of)
-            none_ids = frozenset(pid(p) for p in rule.none_of)
-            positive = any_ids.union(*all_ids)
-            compiled.append(_Compiled(rule, any_ids, all_ids, none_ids, positive))
-            for phrase_id in positive:
-                self._by_phrase.setdefault(phrase_id, []).append(index)
-        self._compiled = tuple(compiled)
-        self._automaton = automaton
-        if self._phrases:
-            automaton.make_automaton()
+            self._compile(rule.condition)
+            positive = self._positive_ids(rule.condition)
+            if _anchored(rule.condition):
+                for pid in positive:
+                    self._by_pattern.setdefault(pid, []).append(index)
+            else:
+                self._always.append(index)
+        if self._patterns:
+            self._automaton.make_automaton()
 
-    def _scan(self, item: Item) -> dict[int, Reason]:
-        """Return the first occurrence of each phrase found in the item, with its field."""
-        parts = [fold(item.title), fold(item.text)]
-        text = " " + _FIELD_SEP.join(parts) + " "
+    # -- compiling -----------------------------------------------------------------------------
+
+    def _pattern(self, phrase: str) -> int:
+        is_prefix = phrase.endswith("*")
+        key = fold(phrase[:-1] if is_prefix else phrase)
+        word = f" {key}" if is_prefix else f" {key} "
+        if word not in self._keys:
+            pid = len(self._patterns)
+            self._keys[word] = pid
+            self._patterns.append((phrase, is_prefix))
+            self._automaton.add_word(word, (pid, len(key)))
+        return self._keys[word]
+
+    def _compile(self, cond: Condition) -> None:
+        if isinstance(cond, Term):
+            if cond not in self._term_ids:
+                self._term_ids[cond] = frozenset(self._pattern(p) for p in cond.phrases)
+            self._fields(cond.fields)
+        elif isinstance(cond, Near):
+            self._compile(cond.left)
+            self._compile(cond.right)
+        elif isinstance(cond, Regex):
+            if cond not in self._regexes:
+                flags = re.IGNORECASE if cond.ignore_case else 0
+                self._regexes[cond] = (len(self._regexes), re.compile(cond.pattern, flags))
+        elif isinstance(cond, (And, Or)):
+            for child in cond.children:
+                self._compile(child)
+        elif isinstance(cond, Not):
+            self._compile(cond.child)
+
+    def _fields(self, names: tuple[str, ...]) -> frozenset[int]:
+        if names not in self._field_ids:
+            self._field_ids[names] = frozenset(TEXT_FIELDS.index(n) for n in names)
+        return self._field_ids[names]
+
+    def _positive_ids(self, cond: Condition) -> set[int]:
+        if isinstance(cond, Term):
+            return set(self._term_ids[cond])
+        if isinstance(cond, Near):
+            return self._positive_ids(cond.left) | self._positive_ids(cond.right)
+        if isinstance(cond, (And, Or)):
+            return set().union(*(self._positive_ids(c) for c in cond.children))
+        return set()
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def _scan(self, item: Item, feed_tags: Iterable[str]) -> _Scan:
+        texts = item_fields(item)
+        parts = [fold(texts[name]) for name in TEXT_FIELDS]
         bounds = []
-        start = 1
+        offset = 1
         for part in parts:
-            bounds.append((start, start + len(part)))
-            start += len(part) + len(_FIELD_SEP)
-        found: dict[int, Reason] = {}
-        for end, (phrase_id, length) in self._automaton.iter(text):
-            if phrase_id in found:
-                continue
-            # `end` is the index of the trailing space; the phrase itself ends one before it.
-            phrase_end = end
-            phrase_start = phrase_end - length
-            field = next(
-                (name for name, (lo, hi) in zip(_FIELDS, bounds, strict=True) if lo <= phrase_start < hi),
-                "text",
-            )
-            lo = dict(zip(_FIELDS, bounds, strict=True))[field][0]
-            found[phrase_id] = Reason(field, self._phrases[phrase_id], phrase_start - lo, phrase_end - lo)
-        return found
+            bounds.append(offset)
+            offset += len(part) + len(_SEP)
+        text = " " + _SEP.join(parts) + " "
+        hits: dict[int, list[tuple[int, int, int]]] = {}
+        if self._patterns:
+            for end, (pid, length) in self._automaton.iter(text):
+                is_prefix = self._patterns[pid][1]
+                # An exact key ends on its trailing space; a prefix key ends on its last letter.
+                stop = end if not is_prefix else end + 1
+                start = stop - length
+                found = hits.setdefault(pid, [])
+                if len(found) < _MAX_HITS:
+                    found.append((bisect.bisect_right(bounds, start) - 1, start, stop))
+        return _Scan(item, frozenset(t.lower() for t in feed_tags), text, bounds, hits)
 
-    def match(self, item: Item) -> list[Match]:
-        """Return the matches of one item, in rule order, each with its reasons."""
-        if not self._phrases:
-            return []
-        found = self._scan(item)
-        if not found:
-            return []
-        candidates = sorted({i for p in found for i in self._by_phrase.get(p, ())})
-        out = []
+    def evaluate(self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None) -> Evaluation:
+        """Match one item; also report rules that were partly satisfied (for article fetching)."""
+        if not self.rules:
+            return Evaluation([], [])
+        scan = self._scan(item, feed_tags)
+        candidates = sorted({i for pid in scan.hits for i in self._by_pattern.get(pid, ())} | set(self._always))
+        matches: list[Match] = []
+        partial: list[str] = []
         for index in candidates:
-            c = self._compiled[index]
-            if c.rule.feeds and item.feed_id not in c.rule.feeds:
+            rule = self.rules[index]
+            if not self._filters_pass(rule, scan, now):
                 continue
-            if c.any_ids and not (c.any_ids & found.keys()):
-                continue
-            if any(not (group & found.keys()) for group in c.all_ids):
-                continue
-            if c.none_ids & found.keys():
-                continue
-            reasons = tuple(
-                sorted(
-                    (found[p] for p in c.positive_ids if p in found),
-                    key=lambda r: (r.field != "title", r.start),
-                )
-            )
-            out.append(Match(c.rule.id, item.feed_id, item.item_key, c.rule.severity, reasons))
-        return out
+            if self._eval(rule.condition, scan):
+                reasons: list[Reason] = []
+                self._collect(rule.condition, scan, reasons)
+                matches.append(Match(rule.id, item.feed_id, item.item_key, rule.severity, tuple(_dedupe(reasons))))
+            else:
+                partial.append(rule.id)
+        return Evaluation(matches, partial)
 
-    def match_all(self, items: Iterable[Item]) -> list[Match]:
+    def match(self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None) -> list[Match]:
+        """Return the matches of one item, in rule order, each with its reasons."""
+        return self.evaluate(item, feed_tags=feed_tags, now=now).matches
+
+    def match_all(
+        self, items: Iterable[Item], *, feed_tags: Iterable[str] = (), now: datetime | None = None
+    ) -> list[Match]:
         """Match every item; deterministic order (items, then rules)."""
-        return [m for item in items for m in self.match(item)]
+        tags = tuple(feed_tags)
+        return [m for item in items for m in self.match(item, feed_tags=tags, now=now)]
+
+    @staticmethod
+    def _filters_pass(rule: Rule, scan: _Scan, now: datetime | None) -> bool:
+        item = scan.item
+        if rule.feeds and item.feed_id not in rule.feeds:
+            return False
+        if rule.feed_tags and not scan.feed_tags.intersection(t.lower() for t in rule.feed_tags):
+            return False
+        too_old = (
+            rule.max_age_seconds is not None
+            and now is not None
+            and item.published_at is not None
+            and (now - item.published_at).total_seconds() > rule.max_age_seconds
+        )
+        return not too_old
+
+    def _term_hits(self, term: Term, scan: _Scan) -> Iterable[tuple[int, int, int, int]]:
+        """(pattern id, field index, start, end) of the term's occurrences in its fields."""
+        fields = self._fields(term.fields)
+        for pid in self._term_ids[term]:
+            for f, start, end in scan.hits.get(pid, ()):
+                if f in fields:
+                    yield pid, f, start, end
+
+    def _regex_match(self, cond: Regex, scan: _Scan) -> tuple[str, re.Match[str]] | None:
+        pattern = self._regexes[cond][1]
+        texts = item_fields(scan.item)
+        for name in cond.fields:
+            found = pattern.search(texts[name])
+            if found:
+                return name, found
+        return None
+
+    def _eval(self, cond: Condition, scan: _Scan) -> bool:
+        if isinstance(cond, Term):
+            return next(iter(self._term_hits(cond, scan)), None) is not None
+        if isinstance(cond, And):
+            return all(self._eval(c, scan) for c in cond.children)
+        if isinstance(cond, Or):
+            return any(self._eval(c, scan) for c in cond.children)
+        if isinstance(cond, Not):
+            return not self._eval(cond.child, scan)
+        if isinstance(cond, Near):
+            return self._near(cond, scan) is not None
+        if isinstance(cond, Regex):
+            return self._regex_match(cond, scan) is not None
+        return _meta(cond, scan)
+
+    def _near(self, cond: Near, scan: _Scan) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
+        rights = list(self._term_hits(cond.right, scan))
+        if not rights:
+            return None
+        for left in self._term_hits(cond.left, scan):
+            for right in rights:
+                if left[1] != right[1]:
+                    continue
+                first, second = (left, right) if left[2] <= right[2] else (right, left)
+                between = scan.word_index(second[2]) - scan.word_index(first[3]) - 1
+                if between <= cond.distance:
+                    return left, right
+        return None
+
+    def _collect(self, cond: Condition, scan: _Scan, out: list[Reason]) -> None:
+        """Reasons from the true, positive parts of a condition (never from under a NOT)."""
+        if isinstance(cond, Term):
+            for pid, f, start, end in self._term_hits(cond, scan):
+                out.append(self._reason(scan, pid, f, start, end, cond.label))
+                return
+        elif isinstance(cond, Near):
+            pair = self._near(cond, scan)
+            if pair:
+                for (pid, f, start, end), term in zip(pair, (cond.left, cond.right), strict=True):
+                    out.append(self._reason(scan, pid, f, start, end, term.label))
+        elif isinstance(cond, Regex):
+            found = self._regex_match(cond, scan)
+            if found:
+                name, m = found
+                text = item_fields(scan.item)[name]
+                out.append(Reason(name, m.group(0), m.start(), m.end(), _snippet(text, m.start(), m.end())))
+        elif isinstance(cond, (And, Or)):
+            for child in cond.children:
+                if self._eval(child, scan):
+                    self._collect(child, scan, out)
+
+    def _reason(self, scan: _Scan, pid: int, f: int, start: int, end: int, label: str) -> Reason:
+        name = TEXT_FIELDS[f]
+        phrase = self._patterns[pid][0]
+        via = label if label.startswith("@") else ""
+        original = item_fields(scan.item)[name]
+        span = _original_span(original, scan.text, scan.bounds[f], start, end)
+        if span is None:  # folding changed the word count; show the folded text instead
+            folded = fold(original)
+            lo, hi = start - scan.bounds[f], end - scan.bounds[f]
+            return Reason(name, phrase, lo, hi, _snippet(folded, lo, hi), via)
+        lo, hi = span
+        return Reason(name, phrase, lo, hi, _snippet(original, lo, hi), via)
+
+
+def _anchored(cond: Condition) -> bool:
+    """True when the condition can only hold if one of its positive phrases occurred."""
+    if isinstance(cond, (Term, Near)):
+        return True
+    if isinstance(cond, And):
+        return any(_anchored(c) for c in cond.children)
+    if isinstance(cond, Or):
+        return all(_anchored(c) for c in cond.children)
+    return False
+
+
+def _meta(cond: Meta, scan: _Scan) -> bool:
+    item = scan.item
+    if cond.kind == "feed":
+        return any(fnmatch.fnmatchcase(item.feed_id, v) for v in cond.values)
+    if cond.kind == "tag":
+        return bool(scan.feed_tags.intersection(cond.values))
+    host = (urlsplit(item.link).hostname or "").lower() if item.link else ""
+    return any(host == v or host.endswith("." + v) for v in cond.values)
+
+
+def _original_span(original: str, text: str, field_start: int, start: int, end: int) -> tuple[int, int] | None:
+    """Map a hit in the folded text back to the field's own characters, word by word."""
+    spans: list[tuple[int, int]] = []
+    for m in _TOKEN.finditer(original):
+        words = fold(m.group(0)).split()
+        spans.extend((m.start(), m.end()) for _ in words)
+    first = text.count(" ", field_start, start)
+    last = first + text.count(" ", start, end)
+    if last >= len(spans) or len(spans) != len(fold(original).split()):
+        return None
+    return spans[first][0], spans[last][1]
+
+
+def _snippet(text: str, start: int, end: int) -> str:
+    """The words around a hit, the hit in **double asterisks**, on one line."""
+    lo = max(0, start - SNIPPET_CONTEXT)
+    hi = min(len(text), end + SNIPPET_CONTEXT)
+    if lo > 0:
+        lo = text.find(" ", lo, start) + 1 or lo
+    if hi < len(text):
+        cut = text.rfind(" ", end, hi)
+        hi = cut if cut > 0 else hi
+    body = f"{text[lo:start]}**{text[start:end]}**{text[end:hi]}"
+    body = " ".join(body.split())
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+
+
+def _dedupe(reasons: list[Reason]) -> list[Reason]:
+    seen: set[tuple[str, str, int]] = set()
+    out = []
+    for r in reasons:
+        key = (r.field, r.phrase, r.start)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return sorted(out, key=lambda r: (TEXT_FIELDS.index(r.field) if r.field in TEXT_FIELDS else 99, r.start))
 
 
 def match_items(items: Iterable[Item], rules: RuleSet) -> list[Match]:
     """Match every item against every rule; deterministic order (items, then rules)."""
     return rules.match_all(items)
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleResult:
+    rule: Rule
+    example: Example
+    fired: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.fired == self.example.expect_match
+
+
+def example_item(example: Example, index: int) -> Item:
+    return Item(
+        feed_id=example.feed,
+        item_key=f"example-{index}",
+        title=example.title,
+        link=example.link,
+        summary=example.summary,
+        content=example.content,
+        published_at=None,
+    )
+
+
+def run_examples(rules: Sequence[Rule]) -> list[ExampleResult]:
+    """Run every rule's own examples through the real engine, rule by rule."""
+    results = []
+    for rule in rules:
+        single = RuleSet([replace(rule, enabled=True)])
+        for index, example in enumerate(rule.examples):
+            fired = bool(single.match(example_item(example, index), feed_tags=example.feed_tags))
+            results.append(ExampleResult(rule, example, fired))
+    return results

@@ -88,6 +88,7 @@ class Item:
     authors: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     content_hash: str = ""
+    article: str = ""  # plain text of the linked page, when fetched (feeds with full_text = true)
 
     @property
     def text(self) -> str:
@@ -99,38 +100,125 @@ class Item:
         return f"{self.summary}\n{self.content}"
 
 
+# -- rule conditions: a small tree compiled from `any`/`all`/`none` and `query` ----------------
+# Text fields a term can be scoped to. A term without a scope looks in DEFAULT_FIELDS.
+TEXT_FIELDS = ("title", "summary", "content", "article", "link", "author", "category")
+DEFAULT_FIELDS = ("title", "summary", "content", "article")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """True when any of ``phrases`` occurs as whole words in one of ``fields``.
+
+    A phrase ending in ``*`` is a prefix ("investigat*"). ``label`` names the term in reasons:
+    the phrase itself, or the list it came from ("@big_tech").
+    """
+
+    phrases: tuple[str, ...]
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """A regular expression over the plain (unfolded) text of ``fields``."""
+
+    pattern: str
+    ignore_case: bool = False
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """A non-text condition: ``feed`` id, feed ``tag``, or link ``domain`` (a suffix match)."""
+
+    kind: str  # "feed" | "tag" | "domain"
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """Both terms occur in the same field within ``distance`` words of each other, either order."""
+
+    left: Term
+    right: Term
+    distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Condition
+
+
+Condition = Term | Regex | Meta | Near | And | Or | Not
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A text kept beside a rule, with whether the rule must fire on it."""
+
+    expect_match: bool
+    title: str
+    summary: str = ""
+    content: str = ""
+    link: str | None = None
+    feed: str = "example"
+    feed_tags: tuple[str, ...] = ()
+    line: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A compiled-ready rule. Phrases are as written; the matcher normalises them.
-
-    ``all_of`` is a tuple of groups: every group must have at least one phrase present.
-    A plain string in the rule file's ``all`` list is a group of one.
-    """
+    """A validated rule: metadata, one condition tree, and the non-text filters."""
 
     id: str
     title: str
     severity: Severity
-    any_of: tuple[str, ...] = ()
-    all_of: tuple[tuple[str, ...], ...] = ()
-    none_of: tuple[str, ...] = ()
+    condition: Condition
     channels: tuple[str, ...] = ()
     feeds: tuple[str, ...] = ()
+    feed_tags: tuple[str, ...] = ()
+    max_age_seconds: float | None = None
     description: str = ""
+    tags: tuple[str, ...] = ()
+    status: str = "stable"
+    owner: str = ""
+    references: tuple[str, ...] = ()
+    false_positives: str = ""
     enabled: bool = True
+    examples: tuple[Example, ...] = ()
     source: str = ""  # "path:line" of the rule header, for messages
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a rule fired: which phrase, in which field, and where in that field's folded text."""
+    """Why a rule fired: which text, in which field, where, and the words around it.
+
+    ``start``/``end`` index the field's plain text (``Item.title``, ``Item.summary``...);
+    ``snippet`` shows the hit in context with the matched words in **double asterisks**.
+    ``via`` names the list the phrase came from ("@big_tech"), if any.
+    """
 
     field: str
     phrase: str
     start: int
     end: int
+    snippet: str = ""
+    via: str = ""
 
     def __str__(self) -> str:
-        return f'{self.field} contains "{self.phrase}"'
+        via = f" (from {self.via})" if self.via else ""
+        return f'{self.field} contains "{self.phrase}"{via}'
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,53 +1,94 @@
 """Rule files -> validated ``Rule`` values. Every problem names the file, line, rule and field.
 
-Owns: the rule file format (``[[rule]]`` tables in ``rules/*.toml``) and its validation.
-Must not: match anything (that is ``match``) or know about channels in the config (the caller
-checks rule channels against the config, since rule files are shared between deployments).
+Owns: the rule file format (``[lists]`` and ``[[rule]]`` tables in ``rules/*.toml``), named
+lists shared across files, compiling ``any``/``all``/``none`` and ``query`` into one condition
+tree, and rule examples. Must not: match anything (that is ``match``) or know the config (the
+caller checks rule channels and feeds against it, since rule files are shared between deployments).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from watcher.duration import Duration
 from watcher.errors import ConfigError, RuleError
 from watcher.fold import fold
-from watcher.model import Rule, Severity
+from watcher.model import And, Condition, Example, Not, Or, Rule, Severity, Term
+from watcher.query import QueryError, caret, parse_query
 from watcher.tomlmap import KeyLines, first_error, load_toml
 
 _SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+_LIST_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 Phrase = Annotated[str, Field(min_length=1)]
+Slug = Annotated[str, Field(pattern=_SLUG, max_length=80)]
 
 
-def _check_phrase(value: str) -> str:
-    if not fold(value).strip():
+def check_phrase(value: str) -> str:
+    """A phrase needs words to match; ``*`` may only end it (a prefix)."""
+    if value.startswith("@"):
+        return value
+    body = value[:-1] if value.endswith("*") else value
+    if "*" in body:
+        raise ValueError(f'phrase "{value}": "*" is only allowed at the end (a prefix)')
+    if not fold(body).strip():
         raise ValueError(f'phrase "{value}" has no letters or digits to match')
     return value
 
 
+class ExampleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = ""
+    summary: str = ""
+    text: str = ""  # alias of summary, for pasted articles
+    content: str = ""
+    link: str | None = None
+    feed: str = ""
+    feed_tags: list[str] = Field(default_factory=list)
+
+
+class ExamplesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: list[str | ExampleSpec] = Field(default_factory=list)
+    no_match: list[str | ExampleSpec] = Field(default_factory=list)
+
+
 class RuleSpec(BaseModel):
-    """The shape of one ``[[rule]]`` table."""
+    """The shape of one ``[[rule]]`` table. docs/rules.md documents every field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    id: Annotated[str, Field(pattern=_SLUG, max_length=80)]
+    id: Slug
     title: Annotated[str, Field(min_length=1)]
     description: str = ""
     severity: Severity = Severity.MEDIUM
+    status: Literal["experimental", "stable"] = "stable"
+    tags: list[str] = Field(default_factory=list)
+    owner: str = ""
+    references: list[str] = Field(default_factory=list)
+    false_positives: str = ""
+    channels: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
+    enabled: bool = True
     any_of: list[Phrase] = Field(default_factory=list, alias="any")
     all_of: list[Phrase | list[Phrase]] = Field(default_factory=list, alias="all")
     none_of: list[Phrase] = Field(default_factory=list, alias="none")
-    channels: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
+    query: str | None = None
     feeds: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
-    enabled: bool = True
+    feed_tags: list[str] = Field(default_factory=list)
+    max_age: Duration | None = None
+    examples: ExamplesSpec = ExamplesSpec()
 
     @field_validator("any_of", "none_of")
     @classmethod
     def _phrases(cls, values: list[str]) -> list[str]:
-        return [_check_phrase(v) for v in values]
+        return [check_phrase(v) for v in values]
 
     @field_validator("all_of")
     @classmethod
@@ -57,103 +98,246 @@ class RuleSpec(BaseModel):
                 if not v:
                     raise ValueError("an empty group can never match")
                 for p in v:
-                    _check_phrase(p)
+                    check_phrase(p)
             else:
-                _check_phrase(v)
+                check_phrase(v)
         return values
 
     @model_validator(mode="after")
     def _something_to_match(self) -> RuleSpec:
-        if not self.any_of and not self.all_of:
-            raise ValueError('give at least one phrase in "any" or "all"')
+        if not self.any_of and not self.all_of and not (self.query or "").strip():
+            raise ValueError('give a "query", or at least one phrase in "any" or "all"')
         return self
 
 
-_KNOWN = [f.alias or n for n, f in RuleSpec.model_fields.items()]
+KNOWN_FIELDS = [f.alias or n for n, f in RuleSpec.model_fields.items()]
+Loc = tuple[str | int, ...]
+Describe = Callable[[Loc], tuple[str, Loc]]
 
 
-def _rule_error(path: str, lines: KeyLines, index: int, raw: dict[str, Any], exc: ValidationError) -> RuleError:
-    rule_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-
-    def describe(loc: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]]:
-        where = f'rule "{rule_id}"' if rule_id else f"rule #{index + 1}"
-        return where, loc
-
-    prefixed = _Prefixed(exc, ("rule", index))
-    message, line = first_error(
-        prefixed, lines, path, known_fields={("rule", index): _KNOWN}, describe=_strip(describe)
-    )
-    return RuleError(message, path, line or lines.line_of(("rule", index)), rule_id)
-
-
-class _Prefixed:
+class _LocatedErrors:
     """A ValidationError view whose locations start at the rule's place in the file."""
 
-    def __init__(self, exc: ValidationError, prefix: tuple[str | int, ...]):
+    def __init__(self, exc: ValidationError, prefix: Loc):
         self._exc = exc
         self._prefix = prefix
 
     def errors(self, include_url: bool = False) -> list[dict[str, Any]]:
-        out = []
-        for e in self._exc.errors(include_url=include_url):
-            loc = e["loc"]
-            # A model-level validator reports an empty loc: point it at the rule header.
-            out.append({**e, "loc": (*self._prefix, *loc)})
-        return out
+        return [{**e, "loc": (*self._prefix, *e["loc"])} for e in self._exc.errors(include_url=include_url)]
 
 
-Describe = Callable[[tuple[str | int, ...]], tuple[str, tuple[str | int, ...]]]
+def _validation_error(path: str, lines: KeyLines, index: int, raw: Any, exc: ValidationError) -> RuleError:
+    rule_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    where = f'rule "{rule_id}"' if rule_id else f"rule #{index + 1}"
+
+    def describe(loc: Loc) -> tuple[str, Loc]:
+        return where, loc[2:]
+
+    known = {("rule", index): KNOWN_FIELDS, ("rule", index, "examples"): ["match", "no_match"]}
+    message, line = first_error(
+        _LocatedErrors(exc, ("rule", index)), lines, path, known_fields=known, describe=describe
+    )
+    return RuleError(message, path, line or lines.line_of(("rule", index)), rule_id)
 
 
-def _strip(describe: Describe) -> Describe:
-    def inner(loc: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]]:
-        return describe(loc[2:])
+class _File:
+    """One parsed rule file, before its rules are compiled (lists from every file come first)."""
 
-    return inner
+    def __init__(self, path: Path, shown: str):
+        self.path = path
+        self.shown = shown
+        try:
+            self.data, self.lines = load_toml(path, display=shown)
+        except ConfigError as exc:  # from the TOML reader: same text, as a rule-file error
+            raise RuleError(exc.message, shown, exc.line) from None
+        unknown = sorted(set(self.data) - {"rule", "lists"})
+        if unknown:
+            raise RuleError(
+                f'unknown top-level key "{unknown[0]}" (a rule file holds [lists] and [[rule]] tables)',
+                shown,
+                self.lines.line_of((unknown[0],)),
+            )
+        self.lists: dict[str, list[str]] = {}
+        raw_lists = self.data.get("lists", {})
+        if not isinstance(raw_lists, dict):
+            raise RuleError('"lists" must be a table: write [lists]', shown, self.lines.line_of(("lists",)))
+        for name, values in raw_lists.items():
+            line = self.lines.line_of(("lists", name))
+            if not _LIST_NAME.match(name):
+                raise RuleError(f'list "{name}": names are lower-case letters, digits, "_" and "-"', shown, line)
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values) or not values:
+                raise RuleError(f'list "{name}": expected a non-empty list of phrases', shown, line)
+            for v in values:
+                try:
+                    check_phrase(v)
+                except ValueError as exc:
+                    raise RuleError(f'list "{name}": {exc}', shown, line) from None
+            self.lists[name] = values
+        self.tables = self.data.get("rule", [])
+        if not isinstance(self.tables, list):
+            raise RuleError('"rule" must be an array of tables: write [[rule]]', shown, self.lines.line_of(("rule",)))
 
 
-def _to_rule(spec: RuleSpec, source: str) -> Rule:
+class Lists:
+    """Named phrase lists from every rule file, with ``@other`` references expanded."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, list[str]] = {}
+        self.where: dict[str, str] = {}
+
+    def add(self, file: _File) -> None:
+        for name, values in file.lists.items():
+            if name in self.raw:
+                raise RuleError(
+                    f'list "{name}": defined twice (first at {self.where[name]})',
+                    file.shown,
+                    file.lines.line_of(("lists", name)),
+                )
+            self.raw[name] = values
+            self.where[name] = f"{file.shown}:{file.lines.line_of(('lists', name))}"
+
+    def expand(self, name: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Raise KeyError for an unknown name, ValueError for a cycle."""
+        if name in seen:
+            raise ValueError(f"list @{name} includes itself ({' -> '.join('@' + s for s in (*seen, name))})")
+        out: list[str] = []
+        for value in self.raw[name]:
+            if value.startswith("@"):
+                out.extend(self.expand(value[1:], (*seen, name)))
+            else:
+                out.append(value)
+        return tuple(dict.fromkeys(out))
+
+    def suggest(self, name: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(self.raw), n=1)
+        return f' (did you mean "@{close[0]}"?)' if close else ""
+
+
+def _term(values: Sequence[str], lists: Lists) -> Term:
+    """A phrase list from any/all/none; ``@name`` entries expand to their list."""
+    phrases: list[str] = []
+    labels: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            name = value[1:]
+            if name not in lists.raw:
+                raise ValueError(f'unknown list "@{name}"{lists.suggest(name)}')
+            phrases.extend(lists.expand(name))
+            labels.append(value)
+        else:
+            phrases.append(value)
+            labels.append(value)
+    return Term(tuple(dict.fromkeys(phrases)), label=labels[0] if len(labels) == 1 else "")
+
+
+def _phrase_terms(values: Sequence[str], lists: Lists) -> Condition:
+    """Each entry its own term, so reasons name the phrase or list that hit."""
+    terms = tuple(_term([v], lists) for v in values)
+    return terms[0] if len(terms) == 1 else Or(terms)
+
+
+def _query_position(file: _File, index: int, column: int) -> tuple[int | None, int]:
+    """Map a column inside the query string to the file's line and column, for single-line queries."""
+    line = file.lines.line_of(("rule", index, "query"))
+    if line is None:
+        return None, column
+    text = file.path.read_text(encoding="utf-8").splitlines()[line - 1]
+    eq = text.find("=")
+    quote = min((i for i in (text.find('"', eq), text.find("'", eq)) if i >= 0), default=-1)
+    if quote < 0 or text[quote : quote + 3] in ('"""', "'''"):
+        return line, column
+    return line, quote + 1 + column
+
+
+def _compile(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Condition:
+    parts: list[Condition] = []
+    try:
+        if spec.any_of:
+            parts.append(_phrase_terms(spec.any_of, lists))
+        for group in spec.all_of:
+            parts.append(_phrase_terms([group] if isinstance(group, str) else group, lists))
+        if spec.none_of:
+            parts.append(Not(_phrase_terms(spec.none_of, lists)))
+    except ValueError as exc:
+        field = next(
+            (f for f, vals in (("any", spec.any_of), ("all", spec.all_of), ("none", spec.none_of)) if vals), "any"
+        )
+        raise RuleError(
+            f'rule "{spec.id}": "{field}": {exc}', file.shown, file.lines.line_of(("rule", index, field)), spec.id
+        ) from None
+    if spec.query and spec.query.strip():
+
+        def resolve(name: str, column: int) -> Sequence[str]:
+            if name not in lists.raw:
+                raise QueryError(f'unknown list "@{name}"{lists.suggest(name)}', column)
+            try:
+                return lists.expand(name)
+            except ValueError as exc:
+                raise QueryError(str(exc), column) from None
+
+        try:
+            parts.append(parse_query(spec.query, resolve))
+        except QueryError as exc:
+            line, column = _query_position(file, index, exc.column)
+            raise RuleError(
+                f'rule "{spec.id}": "query": {exc.message}',
+                file.shown,
+                line,
+                spec.id,
+                column=column,
+                context=caret(spec.query, exc.column) if "\n" not in spec.query else "",
+            ) from None
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _examples(spec: RuleSpec, file: _File, index: int) -> tuple[Example, ...]:
+    line = file.lines.line_of(("rule", index, "examples"))
+    out = []
+    for expect, values in ((True, spec.examples.match), (False, spec.examples.no_match)):
+        for value in values:
+            default_feed = spec.feeds[0] if spec.feeds else "example"
+            if isinstance(value, str):
+                out.append(Example(expect, value, feed=default_feed, feed_tags=tuple(spec.feed_tags), line=line))
+            else:
+                out.append(
+                    Example(
+                        expect,
+                        value.title,
+                        summary=value.summary or value.text,
+                        content=value.content,
+                        link=value.link,
+                        feed=value.feed or default_feed,
+                        feed_tags=tuple(value.feed_tags or spec.feed_tags),
+                        line=line,
+                    )
+                )
+    return tuple(out)
+
+
+def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
+    header = file.lines.line_of(("rule", index))
+    max_age: timedelta | None = spec.max_age
     return Rule(
         id=spec.id,
         title=spec.title,
-        description=spec.description,
         severity=spec.severity,
-        any_of=tuple(spec.any_of),
-        all_of=tuple((g,) if isinstance(g, str) else tuple(g) for g in spec.all_of),
-        none_of=tuple(spec.none_of),
+        condition=_compile(spec, file, index, lists),
         channels=tuple(spec.channels),
         feeds=tuple(spec.feeds),
+        feed_tags=tuple(spec.feed_tags),
+        max_age_seconds=max_age.total_seconds() if max_age is not None else None,
+        description=spec.description,
+        tags=tuple(spec.tags),
+        status=spec.status,
+        owner=spec.owner,
+        references=tuple(spec.references),
+        false_positives=spec.false_positives,
         enabled=spec.enabled,
-        source=source,
+        examples=_examples(spec, file, index),
+        source=f"{file.shown}:{header}" if header else file.shown,
     )
-
-
-def load_rule_file(path: Path, *, display: str | None = None) -> list[Rule]:
-    """Read one rule file. Raises RuleError (``path:line: rule "id": message``)."""
-    shown = display or str(path)
-    try:
-        data, lines = load_toml(path, display=shown)
-    except ConfigError as exc:  # from the TOML reader: same text, as a rule-file error
-        raise RuleError(exc.message, shown, exc.line) from None
-    unknown = sorted(set(data) - {"rule"})
-    if unknown:
-        raise RuleError(
-            f'unknown top-level key "{unknown[0]}" (rules are [[rule]] tables)',
-            shown,
-            lines.line_of((unknown[0],)),
-        )
-    tables = data.get("rule", [])
-    if not isinstance(tables, list):
-        raise RuleError('"rule" must be an array of tables: write [[rule]]', shown, lines.line_of(("rule",)))
-    rules = []
-    for index, raw in enumerate(tables):
-        try:
-            spec = RuleSpec.model_validate(raw)
-        except ValidationError as exc:
-            raise _rule_error(shown, lines, index, raw, exc) from None
-        header = lines.line_of(("rule", index))
-        rules.append(_to_rule(spec, f"{shown}:{header}" if header else shown))
-    return rules
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -162,32 +346,55 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             out.extend(sorted(p for p in path.rglob("*.toml") if p.is_file()))
-        else:
+        elif path.exists():
             out.append(path)
+        else:
+            raise RuleError("no such file or folder", str(path))
     return out
 
 
 def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> list[Rule]:
-    """Load every rule file under ``paths``. Rule ids must be unique across all files."""
-    files = rule_files(paths)
+    """Load every rule file under ``paths``: lists first, then rules. Rule ids are unique across files."""
+    files = [_File(p, display_path(p, display_base)) for p in rule_files(paths)]
     if not files:
         where = ", ".join(str(p) for p in paths)
         raise RuleError(f"no rule files (*.toml) found in {where}")
+    lists = Lists()
+    for file in files:
+        lists.add(file)
     seen: dict[str, Rule] = {}
     out: list[Rule] = []
-    for path in files:
-        shown = display_path(path, display_base)
-        for rule in load_rule_file(path, display=shown):
+    for file in files:
+        for index, raw in enumerate(file.tables):
+            try:
+                spec = RuleSpec.model_validate(raw)
+            except ValidationError as exc:
+                raise _validation_error(file.shown, file.lines, index, raw, exc) from None
+            rule = _to_rule(spec, file, index, lists)
             if rule.id in seen:
-                file, _, line = rule.source.rpartition(":")
                 raise RuleError(
                     f'rule "{rule.id}": duplicate rule id (first defined at {seen[rule.id].source})',
-                    file,
-                    int(line) if line.isdigit() else None,
+                    file.shown,
+                    file.lines.line_of(("rule", index)),
                     rule.id,
                 )
             seen[rule.id] = rule
             out.append(rule)
+    return out
+
+
+def load_rule_file(path: Path, *, display: str | None = None) -> list[Rule]:
+    """Load one rule file on its own (the lists it uses must be defined in it)."""
+    file = _File(path, display or display_path(path))
+    lists = Lists()
+    lists.add(file)
+    out = []
+    for index, raw in enumerate(file.tables):
+        try:
+            spec = RuleSpec.model_validate(raw)
+        except ValidationError as exc:
+            raise _validation_error(file.shown, file.lines, index, raw, exc) from None
+        out.append(_to_rule(spec, file, index, lists))
     return out
 
 
@@ -197,3 +404,24 @@ def display_path(path: Path, base: Path | None = None) -> str:
         return str(path.resolve().relative_to((base or Path.cwd()).resolve()))
     except ValueError:
         return str(path)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a rule file, for editors (published as docs/rules.schema.json)."""
+    rule = RuleSpec.model_json_schema(by_alias=True)
+    defs = rule.pop("$defs", {})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "watcher rule file",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "lists": {
+                "type": "object",
+                "description": "Named phrase lists, referenced as @name from any rule file.",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            },
+            "rule": {"type": "array", "items": {"$ref": "#/$defs/Rule"}},
+        },
+        "$defs": {**defs, "Rule": rule},
+    }

@@ -502,6 +502,36 @@ class Store:
             result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
             return _rowcount(result)
 
+    def items_since(self, since: datetime, *, limit: int = 100_000) -> list[Item]:
+        """Items first seen since ``since``, oldest first, for backtests."""
+        with self._session() as s:
+            rows = (
+                s.execute(
+                    select(ItemRow)
+                    .where(col(ItemRow.first_seen_at) >= since)
+                    .order_by(col(ItemRow.first_seen_at), col(ItemRow.id))
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            return [
+                Item(
+                    r.feed_id,
+                    r.item_key,
+                    r.title,
+                    r.link,
+                    r.summary,
+                    r.content,
+                    r.published_at,
+                    r.updated_at,
+                    tuple(r.authors),
+                    tuple(r.tags),
+                    r.content_hash,
+                )
+                for r in rows
+            ]
+
     # -- views -------------------------------------------------------------------------------
 
     def feed_statuses(self) -> list[FeedStatus]:

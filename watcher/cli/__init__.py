@@ -8,20 +8,19 @@ file, arguments). Errors are one line (``path:line: message`` or ``error: messag
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import traceback
 from dataclasses import asdict
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from watcher import __version__
 from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
-from watcher.config import config_path_from, load_config
+from watcher.cli.common import Ctx, out, print_json, when
+from watcher.cli.rules import load_and_report, rules, save
+from watcher.config import load_config
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure_logging
 from watcher.model import DeliveryStatus
@@ -29,37 +28,7 @@ from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import render_alert, sample_alert
 from watcher.pipeline import Pipeline, PollOutcome
-from watcher.rules import display_path, load_rule_file, rule_files
 from watcher.store.store import FeedSpec, Store
-
-out = Console(highlight=False, soft_wrap=True)
-
-
-class _Ctx:
-    def __init__(self, config: str | None, debug: bool):
-        self.config_path = config_path_from(config)
-        self.debug = debug
-
-    def load(self) -> Loaded:
-        loaded = load(self.config_path)
-        cfg = loaded.config
-        configure_logging("debug" if self.debug else cfg.log.level, cfg.log.format, redactor=cfg.redactor)
-        return loaded
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=_json_default))
-
 
 CONFIG_HELP = "Config file. Default: $WATCHER_CONFIG, else ./config.toml."
 
@@ -79,13 +48,13 @@ def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
       watcher -c config.example.toml run        run the daemon (Ctrl-C to stop)
     """
     configure_logging("debug" if debug else "info")
-    ctx.obj = _Ctx(config, debug)
+    ctx.obj = Ctx(config, debug)
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be sent instead of sending; record nothing.")
 @click.pass_obj
-def run(obj: _Ctx, dry_run: bool) -> None:
+def run(obj: Ctx, dry_run: bool) -> None:
     """Run the daemon: poll feeds on their intervals and deliver alerts until stopped.
 
     SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads config and rules (an invalid
@@ -107,7 +76,7 @@ def run(obj: _Ctx, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would be sent instead of sending; record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @click.pass_obj
-def poll(obj: _Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Poll every enabled feed now, once, deliver the alerts, and print a summary.
 
     Conditional GET still applies: a feed that has not changed answers 304 and costs nothing.
@@ -124,7 +93,7 @@ def poll(obj: _Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: 
         raise click.BadParameter(f"unknown feed {unknown[0]!r}", param_hint="--feed")
     outcomes, drained = asyncio.run(_poll_once(loaded, list(feeds) or None, dry_run))
     if as_json:
-        _print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
+        print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
     else:
         table = Table(title="Poll summary", title_justify="left")
         for col in ("feed", "status", "items", "new", "matches", "alerts", "error"):
@@ -177,7 +146,7 @@ async def _poll_once(loaded: Loaded, only: list[str] | None, dry_run: bool) -> t
 
 @cli.command()
 @click.pass_obj
-def check(obj: _Ctx) -> None:
+def check(obj: Ctx) -> None:
     """Validate the config and every rule file; print OK or FAILED per file.
 
     Exits 2 at the first invalid file, with one line naming its file and line.
@@ -188,14 +157,7 @@ def check(obj: _Ctx) -> None:
     """
     config = load_config(obj.config_path)
     out.print(f"OK      {obj.config_path} ({len(config.feeds)} feeds, {len(config.resolved_channels)} channels)")
-    for path in rule_files([config.rules_dir]):
-        shown = display_path(path)
-        try:
-            count = len(load_rule_file(path, display=shown))
-        except ConfigError:
-            out.print(f"[red]FAILED[/]  {shown}")
-            raise
-        out.print(f"OK      {shown} ({count} rules)")
+    load_and_report([config.rules_dir])
     loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
     for name in loaded.config.resolved_channels:
         render_alert(sample_alert(name, utcnow()))
@@ -205,7 +167,7 @@ def check(obj: _Ctx) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def feeds(obj: _Ctx, as_json: bool) -> None:
+def feeds(obj: Ctx, as_json: bool) -> None:
     """Show each feed's state: last check, next check, errors, items stored.
 
     \b
@@ -220,7 +182,7 @@ def feeds(obj: _Ctx, as_json: bool) -> None:
         store.close()
     configured = {f.id for f in loaded.config.feeds if f.enabled}
     if as_json:
-        _print_json([asdict(s) | {"configured": s.id in configured} for s in statuses])
+        print_json([asdict(s) | {"configured": s.id in configured} for s in statuses])
         return
     table = Table(title="Feeds", title_justify="left")
     for col in ("feed", "items", "last check", "last success", "next check", "errors", "last error"):
@@ -230,9 +192,9 @@ def feeds(obj: _Ctx, as_json: bool) -> None:
         table.add_row(
             name,
             str(s.items),
-            _when(s.last_checked_at),
-            _when(s.last_success_at),
-            _when(s.next_check_at),
+            when(s.last_checked_at),
+            when(s.last_success_at),
+            when(s.next_check_at),
             str(s.error_count),
             (s.last_error or "")[:80],
         )
@@ -255,7 +217,7 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    obj: _Ctx = ctx.obj
+    obj: Ctx = ctx.obj
     loaded = obj.load()
     store = Store.open(loaded.config.database.url)
     try:
@@ -263,7 +225,7 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
     finally:
         store.close()
     if as_json:
-        _print_json([asdict(r) for r in rows])
+        print_json([asdict(r) for r in rows])
         return
     table = Table(title="Alerts", title_justify="left")
     for col in ("id", "rule", "sev", "item", "channel", "status", "tries", "created", "last error"):
@@ -278,7 +240,7 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
             r.channel,
             f"[{color}]{r.status}[/]",
             str(r.attempts),
-            _when(r.created_at),
+            when(r.created_at),
             (r.last_error or "")[:60],
         )
     out.print(table)
@@ -288,7 +250,7 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed delivery.")
 @click.pass_obj
-def alerts_retry(obj: _Ctx, ids: tuple[int, ...], retry_all: bool) -> None:
+def alerts_retry(obj: Ctx, ids: tuple[int, ...], retry_all: bool) -> None:
     """Put failed deliveries back in the queue; the daemon (or the next poll) sends them.
 
     \b
@@ -309,7 +271,7 @@ def alerts_retry(obj: _Ctx, ids: tuple[int, ...], retry_all: bool) -> None:
 @cli.command("notify-test")
 @click.argument("channel")
 @click.pass_obj
-def notify_test(obj: _Ctx, channel: str) -> None:
+def notify_test(obj: Ctx, channel: str) -> None:
     """Send a sample alert to CHANNEL and report success or the exact failure.
 
     \b
@@ -326,6 +288,10 @@ def notify_test(obj: _Ctx, channel: str) -> None:
         return
     click.echo(f"error: {loaded.config.redactor(str(result.error))}", err=True)
     sys.exit(1)
+
+
+cli.add_command(rules)
+cli.add_command(save)
 
 
 def _fail(message: str, code: int, debug: bool) -> NoReturn:
@@ -346,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigError as exc:
-        _fail(str(exc), 2, debug)
+        context = getattr(exc, "context", "")
+        _fail(f"{exc}\n{context}" if context else str(exc), 2, debug)
     except WatcherError as exc:
         _fail(f"error: {exc}", 1, debug)
     except KeyboardInterrupt:

@@ -1,0 +1,5 @@
+"""``python -m watcher.cli``: the same as the ``watcher`` command."""
+
+from watcher.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""What every command shares: the context (config path, debug), the console, output helpers."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+
+from watcher.app import Loaded, load
+from watcher.config import config_path_from
+from watcher.logs import configure_logging
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Ctx:
+    def __init__(self, config: str | None, debug: bool):
+        self.config_path = config_path_from(config)
+        self.debug = debug
+
+    def load(self) -> Loaded:
+        loaded = load(self.config_path)
+        cfg = loaded.config
+        configure_logging("debug" if self.debug else cfg.log.level, cfg.log.format, redactor=cfg.redactor)
+        return loaded
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_json_default))
