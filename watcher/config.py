@@ -55,6 +55,7 @@ class PollConfig(_Section):
     check_every: Duration = timedelta(seconds=30)
     parse_workers: int = Field(default=0, ge=0)
     backlog_max_age: Duration = timedelta(days=7)
+    max_articles_per_poll: int = Field(default=20, ge=0)
 
 
 class DeliveryConfig(_Section):
@@ -76,6 +77,7 @@ class FeedConfig(_Section):
     title: str = ""
     interval: Duration | None = None
     tags: list[str] = Field(default_factory=list)
+    full_text: bool = False
     enabled: bool = True
 
     @field_validator("url")

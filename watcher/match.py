@@ -40,7 +40,7 @@ from watcher.model import (
 )
 
 _SEP = " | "  # folding never produces "|", so no phrase spans two fields
-_MAX_HITS = 64  # occurrences kept per phrase per item: enough for NEAR, bounded for long pages
+_MAX_HITS = 4096  # occurrences kept per phrase per item: all of them in any real page, bounded for junk
 _TOKEN = re.compile(r"[^\W_]+")
 SNIPPET_CONTEXT = 60
 
@@ -66,9 +66,9 @@ class _Scan:
     feed_tags: frozenset[str]
     text: str
     bounds: list[int]  # start offset of each field in `text`, in TEXT_FIELDS order
-    hits: dict[int, list[tuple[int, int, int]]]  # pattern id -> (field index, start, end) in `text`
+    hits: dict[int, list[int]]  # pattern id -> where each occurrence ends (automaton end index) in `text`
     _spaces: list[int] | None = None
-    _regex: dict[int, re.Match[str] | None] = field(default_factory=dict)
+    spans: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)  # per field, for reasons
 
     def field_of(self, offset: int) -> int:
         return bisect.bisect_right(self.bounds, offset) - 1
@@ -91,22 +91,46 @@ class RuleSet:
     def __init__(self, rules: Sequence[Rule]):
         self.rules = tuple(r for r in rules if r.enabled)
         self._patterns: list[tuple[str, bool]] = []  # id -> (phrase as written, is prefix)
+        self._lengths: list[int] = []  # id -> folded length
+        self._words: list[str] = []  # id -> the padded key searched for
+        self._lazy: set[int] = set()  # ids only ever negated: looked up on demand, not scanned for
+        self._stop_shift: list[int] = []  # id -> automaton end index + this = end of the phrase
         self._keys: dict[str, int] = {}
         self._automaton = ahocorasick.Automaton()
         self._term_ids: dict[Term, frozenset[int]] = {}
+        self._term_info: dict[int, tuple[tuple[int, ...], frozenset[int]]] = {}
         self._field_ids: dict[tuple[str, ...], frozenset[int]] = {}
         self._regexes: dict[Regex, tuple[int, re.Pattern[str]]] = {}
-        self._by_pattern: dict[int, list[int]] = {}
+        self._by_pattern: dict[int, list[int]] = {}  # trigger phrase -> rules to evaluate
+        self._by_positive: dict[int, list[int]] = {}  # any non-negated phrase -> rules it is part of
+        self._order: dict[int, tuple[Condition, ...]] = {}  # rule index -> its AND's children, fail-fast order
         self._always: list[int] = []  # rules that can fire with no phrase hit (regex or metadata only)
         for index, rule in enumerate(self.rules):
             self._compile(rule.condition)
-            positive = self._positive_ids(rule.condition)
-            if _anchored(rule.condition):
-                for pid in positive:
-                    self._by_pattern.setdefault(pid, []).append(index)
-            else:
+            for pid in self._positive_ids(rule.condition):
+                self._by_positive.setdefault(pid, []).append(index)
+            trigger = self._trigger(rule.condition)
+            cond = rule.condition
+            # Evaluate the parts most likely to fail first: the trigger part is what woke the
+            # rule, so it is nearly always true; vetoes are cheap lookups, tried last.
+            if isinstance(cond, And):
+                self._order[index] = tuple(
+                    sorted(cond.children, key=lambda c: (isinstance(c, Not), self._trigger(c) == trigger))
+                )
+            if trigger is None:
                 self._always.append(index)
-        if self._patterns:
+            else:
+                for pid in trigger:
+                    self._by_pattern.setdefault(pid, []).append(index)
+        # A phrase that is only ever vetoed ("NOT Country Music Association") cannot wake a rule:
+        # it is looked up in the candidate's text when asked, instead of being scanned for in every
+        # item (vetoes are often common words, which would flood the scan with hits).
+        self._lazy = set(range(len(self._patterns))) - set(self._by_positive)
+        for pid, word in enumerate(self._words):
+            if pid not in self._lazy:
+                self._automaton.add_word(word, pid)
+        self._scannable = len(self._lazy) < len(self._patterns)
+        if self._scannable:
             self._automaton.make_automaton()
 
     # -- compiling -----------------------------------------------------------------------------
@@ -119,14 +143,18 @@ class RuleSet:
             pid = len(self._patterns)
             self._keys[word] = pid
             self._patterns.append((phrase, is_prefix))
-            self._automaton.add_word(word, (pid, len(key)))
+            self._words.append(word)
+            # Exact keys end on their trailing space, prefixes on their last letter.
+            self._stop_shift.append(1 if is_prefix else 0)
+            self._lengths.append(len(key))
         return self._keys[word]
 
     def _compile(self, cond: Condition) -> None:
         if isinstance(cond, Term):
             if cond not in self._term_ids:
                 self._term_ids[cond] = frozenset(self._pattern(p) for p in cond.phrases)
-            self._fields(cond.fields)
+            # Keyed by identity: hashing a Term hashes all its phrases, too slow for the hot path.
+            self._term_info[id(cond)] = (tuple(self._term_ids[cond]), self._fields(cond.fields))
         elif isinstance(cond, Near):
             self._compile(cond.left)
             self._compile(cond.right)
@@ -154,6 +182,30 @@ class RuleSet:
             return set().union(*(self._positive_ids(c) for c in cond.children))
         return set()
 
+    def _trigger(self, cond: Condition) -> frozenset[int] | None:
+        """Phrases of which at least one must occur for ``cond`` to hold; None if there is no such set.
+
+        A rule is evaluated only for items where one of its trigger phrases occurred. For an AND we
+        need the phrases of one child only, and pick the likely rarest (longest exact phrases),
+        so a rule like ``@companies AND (deal OR merger*)`` wakes up on company names, not on "deal".
+        """
+        if isinstance(cond, Term):
+            return self._term_ids[cond]
+        if isinstance(cond, Near):
+            return self._trigger(cond.left)
+        if isinstance(cond, Or):
+            parts = [self._trigger(c) for c in cond.children]
+            return None if any(p is None for p in parts) else frozenset().union(*parts)  # type: ignore[arg-type]
+        if isinstance(cond, And):
+            options = [t for t in (self._trigger(c) for c in cond.children) if t is not None]
+            return max(options, key=self._rarity) if options else None
+        return None
+
+    def _rarity(self, pids: frozenset[int]) -> tuple[int, int]:
+        """Longer phrases are rarer; prefixes and big sets are woken more often."""
+        shortest = min(len(fold(self._patterns[p][0].rstrip("*"))) - 4 * self._patterns[p][1] for p in pids)
+        return shortest, -len(pids)
+
     # -- matching ------------------------------------------------------------------------------
 
     def _scan(self, item: Item, feed_tags: Iterable[str]) -> _Scan:
@@ -165,36 +217,45 @@ class RuleSet:
             bounds.append(offset)
             offset += len(part) + len(_SEP)
         text = " " + _SEP.join(parts) + " "
-        hits: dict[int, list[tuple[int, int, int]]] = {}
-        if self._patterns:
-            for end, (pid, length) in self._automaton.iter(text):
-                is_prefix = self._patterns[pid][1]
-                # An exact key ends on its trailing space; a prefix key ends on its last letter.
-                stop = end if not is_prefix else end + 1
-                start = stop - length
-                found = hits.setdefault(pid, [])
-                if len(found) < _MAX_HITS:
-                    found.append((bisect.bisect_right(bounds, start) - 1, start, stop))
+        hits: dict[int, list[int]] = {}
+        if self._scannable:
+            # The hot loop: keep only where each occurrence ends; fields and starts are worked
+            # out later, for the few phrases a candidate rule actually asks about.
+            for end, pid in self._automaton.iter(text):
+                found = hits.get(pid)
+                if found is None:
+                    hits[pid] = [end]
+                elif len(found) < _MAX_HITS:
+                    found.append(end)
         return _Scan(item, frozenset(t.lower() for t in feed_tags), text, bounds, hits)
 
-    def evaluate(self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None) -> Evaluation:
-        """Match one item; also report rules that were partly satisfied (for article fetching)."""
+    def evaluate(
+        self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None, want_partial: bool = False
+    ) -> Evaluation:
+        """Match one item. With ``want_partial``, also name the rules that some phrase of the item
+        already satisfies in part without firing: their verdict may change with the article text."""
         if not self.rules:
             return Evaluation([], [])
         scan = self._scan(item, feed_tags)
         candidates = sorted({i for pid in scan.hits for i in self._by_pattern.get(pid, ())} | set(self._always))
         matches: list[Match] = []
-        partial: list[str] = []
         for index in candidates:
             rule = self.rules[index]
-            if not self._filters_pass(rule, scan, now):
-                continue
-            if self._eval(rule.condition, scan):
+            order = self._order.get(index)
+            holds = all(self._eval(c, scan) for c in order) if order else self._eval(rule.condition, scan)
+            if holds and self._filters_pass(rule, scan, now):
                 reasons: list[Reason] = []
                 self._collect(rule.condition, scan, reasons)
                 matches.append(Match(rule.id, item.feed_id, item.item_key, rule.severity, tuple(_dedupe(reasons))))
-            else:
-                partial.append(rule.id)
+        partial: list[str] = []
+        if want_partial:
+            fired = {m.rule_id for m in matches}
+            touched = sorted({i for pid in scan.hits for i in self._by_positive.get(pid, ())})
+            partial = [
+                self.rules[i].id
+                for i in touched
+                if self.rules[i].id not in fired and self._filters_pass(self.rules[i], scan, now)
+            ]
         return Evaluation(matches, partial)
 
     def match(self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None) -> list[Match]:
@@ -227,9 +288,29 @@ class RuleSet:
         """(pattern id, field index, start, end) of the term's occurrences in its fields."""
         fields = self._fields(term.fields)
         for pid in self._term_ids[term]:
-            for f, start, end in scan.hits.get(pid, ()):
+            ends = self._lazy_hits(pid, scan) if pid in self._lazy else scan.hits.get(pid)
+            if not ends:
+                continue
+            length, shift = self._lengths[pid], self._stop_shift[pid]
+            for end in ends:
+                stop = end + shift
+                f = scan.field_of(stop - length)
                 if f in fields:
-                    yield pid, f, start, end
+                    yield pid, f, stop - length, stop
+
+    def _lazy_hits(self, pid: int, scan: _Scan) -> list[int]:
+        """Occurrences of a veto-only phrase, found with str.find like the automaton would."""
+        cached = scan.hits.get(pid)
+        if cached is not None:
+            return cached
+        word = self._words[pid]
+        ends: list[int] = []
+        at = scan.text.find(word)
+        while at >= 0 and len(ends) < _MAX_HITS:
+            ends.append(at + len(word) - 1)  # the automaton's end index: the key's last character
+            at = scan.text.find(word, at + 1)
+        scan.hits[pid] = ends
+        return ends
 
     def _regex_match(self, cond: Regex, scan: _Scan) -> tuple[str, re.Match[str]] | None:
         pattern = self._regexes[cond][1]
@@ -240,9 +321,22 @@ class RuleSet:
                 return name, found
         return None
 
+    def _term_true(self, term: Term, scan: _Scan) -> bool:
+        """The hot path of evaluation: does any phrase of the term occur in one of its fields?"""
+        pids, fields = self._term_info[id(term)]
+        hits, lazy = scan.hits, self._lazy
+        for pid in pids:
+            ends = self._lazy_hits(pid, scan) if pid in lazy else hits.get(pid)
+            if ends:
+                start_shift = self._stop_shift[pid] - self._lengths[pid]
+                for end in ends:
+                    if scan.field_of(end + start_shift) in fields:
+                        return True
+        return False
+
     def _eval(self, cond: Condition, scan: _Scan) -> bool:
         if isinstance(cond, Term):
-            return next(iter(self._term_hits(cond, scan)), None) is not None
+            return self._term_true(cond, scan)
         if isinstance(cond, And):
             return all(self._eval(c, scan) for c in cond.children)
         if isinstance(cond, Or):
@@ -296,24 +390,15 @@ class RuleSet:
         phrase = self._patterns[pid][0]
         via = label if label.startswith("@") else ""
         original = item_fields(scan.item)[name]
-        span = _original_span(original, scan.text, scan.bounds[f], start, end)
-        if span is None:  # folding changed the word count; show the folded text instead
+        if name not in scan.spans:
+            scan.spans[name] = word_spans(original)
+        spans = scan.spans[name]
+        if not spans:  # folding changed the word count; show the folded text instead
             folded = fold(original)
             lo, hi = start - scan.bounds[f], end - scan.bounds[f]
             return Reason(name, phrase, lo, hi, _snippet(folded, lo, hi), via)
-        lo, hi = span
+        lo, hi = _original_span(spans, scan.text, scan.bounds[f], start, end)
         return Reason(name, phrase, lo, hi, _snippet(original, lo, hi), via)
-
-
-def _anchored(cond: Condition) -> bool:
-    """True when the condition can only hold if one of its positive phrases occurred."""
-    if isinstance(cond, (Term, Near)):
-        return True
-    if isinstance(cond, And):
-        return any(_anchored(c) for c in cond.children)
-    if isinstance(cond, Or):
-        return all(_anchored(c) for c in cond.children)
-    return False
 
 
 def _meta(cond: Meta, scan: _Scan) -> bool:
@@ -326,16 +411,22 @@ def _meta(cond: Meta, scan: _Scan) -> bool:
     return any(host == v or host.endswith("." + v) for v in cond.values)
 
 
-def _original_span(original: str, text: str, field_start: int, start: int, end: int) -> tuple[int, int] | None:
-    """Map a hit in the folded text back to the field's own characters, word by word."""
+def word_spans(original: str) -> list[tuple[int, int]] | None:
+    """Where each folded word of ``original`` comes from; None if folding does not map word by word."""
+    if original.isascii():  # folding ASCII only lower-cases: its words are exactly the tokens
+        return [m.span() for m in _TOKEN.finditer(original)]
     spans: list[tuple[int, int]] = []
     for m in _TOKEN.finditer(original):
-        words = fold(m.group(0)).split()
-        spans.extend((m.start(), m.end()) for _ in words)
+        token = m.group(0)
+        count = 1 if token.isascii() else len(fold(token).split())
+        spans.extend([(m.start(), m.end())] * count)
+    return spans if len(spans) == len(fold(original).split()) else None
+
+
+def _original_span(spans: list[tuple[int, int]], text: str, field_start: int, start: int, end: int) -> tuple[int, int]:
+    """Map a hit in the folded text back to the field's own characters, word by word."""
     first = text.count(" ", field_start, start)
-    last = first + text.count(" ", start, end)
-    if last >= len(spans) or len(spans) != len(fold(original).split()):
-        return None
+    last = min(first + text.count(" ", start, end), len(spans) - 1)
     return spans[first][0], spans[last][1]
 
 

@@ -11,25 +11,29 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
 
 from watcher.config import Config, FeedConfig
-from watcher.errors import FeedError, FetchError, StoreError
+from watcher.errors import FeedError, FetchError, FetchFailure, StoreError
+from watcher.feeds.article import extract_article
 from watcher.feeds.fetch import Fetcher
 from watcher.feeds.normalise import normalise_feed
 from watcher.feeds.parse import parse_feed
 from watcher.match import RuleSet
-from watcher.model import FetchResult, Item, Rule
+from watcher.model import FetchResult, Item, Match, Rule
 from watcher.store.store import FeedState, PlannedMatch, Store
 
 log = structlog.get_logger("watcher.pipeline")
 
 # How long a claimed feed stays claimed if this process dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
+# Linked pages are fetched once per URL; a failed page is tried again after a while.
+ARTICLE_CACHE_FOR = timedelta(days=30)
+ARTICLE_RETRY_AFTER = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +125,9 @@ class Pipeline:
         known = await asyncio.to_thread(self.store.known_keys, feed.id, [i.item_key for i in items])
         fresh = [i for i in items if i.item_key not in known]
         alertable = self._alertable(fresh, state, now)
-        planned = [
-            PlannedMatch(m, self._rules_by_id[m.rule_id].title, self._channels_for(m.rule_id))
-            for m in self.ruleset.match_all(alertable)
-        ]
+        matches, enriched = await self._match(feed, alertable, now, bound)
+        fresh = [enriched.get(i.item_key, i) for i in fresh]
+        planned = [PlannedMatch(m, self._rules_by_id[m.rule_id].title, self._channels_for(m.rule_id)) for m in matches]
         saved = await asyncio.to_thread(
             self.store.save_poll,
             feed.id,
@@ -152,6 +155,64 @@ class Pipeline:
             saved.new_deliveries,
             warnings=tuple(warnings),
         )
+
+    async def _match(
+        self, feed: FeedConfig, items: list[Item], now: datetime, bound: structlog.typing.FilteringBoundLogger
+    ) -> tuple[list[Match], dict[str, Item]]:
+        """Match items; fetch the linked page of those that need it and match them again with it.
+
+        A page is wanted for every item of a ``full_text`` feed, and for any item that already
+        satisfies part of some rule (the cheap first stage), since many feeds carry only a teaser.
+        """
+        tags = tuple(feed.tags)
+        evaluations = [(i, self.ruleset.evaluate(i, feed_tags=tags, now=now, want_partial=True)) for i in items]
+        wanted = [i for i, ev in evaluations if i.link and not i.article and (feed.full_text or ev.partial)]
+        wanted = wanted[: self.config.poll.max_articles_per_poll]
+        texts = await self._articles(feed, [i.link for i in wanted if i.link], bound) if wanted else {}
+        enriched = {i.item_key: replace(i, article=texts[i.link]) for i in wanted if i.link and texts.get(i.link)}
+        matches: list[Match] = []
+        for item, ev in evaluations:
+            if item.item_key in enriched:
+                matches.extend(self.ruleset.match(enriched[item.item_key], feed_tags=tags, now=now))
+            else:
+                matches.extend(ev.matches)
+        return matches, enriched
+
+    async def _articles(
+        self, feed: FeedConfig, urls: list[str], bound: structlog.typing.FilteringBoundLogger
+    ) -> dict[str, str]:
+        """Main text of each linked page, from the cache or fetched politely (the feeds' own limits)."""
+        now = self.clock()
+        unique = list(dict.fromkeys(urls))
+        cached = await asyncio.to_thread(
+            partial(
+                self.store.cached_articles,
+                unique,
+                fresh_after=now - ARTICLE_CACHE_FOR,
+                retry_errors_after=now - ARTICLE_RETRY_AFTER,
+            )
+        )
+        missing = [u for u in unique if u not in cached]
+        fetched = await asyncio.gather(*(self._article(feed, url, bound) for url in missing))
+        return {**cached, **dict(zip(missing, fetched, strict=True))}
+
+    async def _article(self, feed: FeedConfig, url: str, bound: structlog.typing.FilteringBoundLogger) -> str:
+        try:
+            result = await self.fetcher.fetch(feed.id, url)
+            kind = result.headers.get("content-type", "text/html").lower()
+            if "html" not in kind and "xml" not in kind and "text/plain" not in kind:
+                raise FetchError(feed.id, url, f"not a web page ({kind.split(';')[0]})", FetchFailure.HTTP_STATUS)
+            article = await asyncio.to_thread(extract_article, result.body, result.final_url)
+        except FetchError as exc:
+            error = self.config.redactor(str(exc))
+            bound.info("article.failed", url=url, error=error)
+            await asyncio.to_thread(partial(self.store.save_article, url, self.clock(), error=error))
+            return ""
+        await asyncio.to_thread(
+            partial(self.store.save_article, url, self.clock(), title=article.title, text=article.text)
+        )
+        bound.debug("article.fetched", url=url, chars=len(article.text))
+        return article.text
 
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str]]:
         headers = dict(result.headers)

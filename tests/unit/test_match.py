@@ -27,13 +27,20 @@ def rules(tmp_path: Path, body: str) -> list[Rule]:
 
 def rule(tmp_path: Path, query: str, **extra: str) -> RuleSet:
     lines = "".join(f"{k} = {v}\n" for k, v in extra.items())
-    return RuleSet(rules(tmp_path, f"[[rule]]\nid = \"r\"\ntitle = \"R\"\nquery = '{query}'\n{lines}"))
+    return RuleSet(rules(tmp_path, f'[[rule]]\nid = "r"\ntitle = "R"\nquery = \'{query}\'\n{lines}'))
 
 
 def item(
-    title: str, text: str = "", *, feed_id: str = "cma-news", link: str | None = None, published_at: datetime | None = None
+    title: str,
+    text: str = "",
+    *,
+    feed_id: str = "cma-news",
+    link: str | None = None,
+    published_at: datetime | None = None,
 ) -> Item:
-    return Item(feed_id=feed_id, item_key="k", title=title, link=link, summary=text, content="", published_at=published_at)
+    return Item(
+        feed_id=feed_id, item_key="k", title=title, link=link, summary=text, content="", published_at=published_at
+    )
 
 
 def fired(rs: RuleSet, it: Item, **kw: object) -> bool:
@@ -67,7 +74,10 @@ def test_folding_and_word_boundaries(tmp_path: Path, phrase: str, text: str, exp
 
 
 def test_boolean_query_and_reasons(tmp_path: Path) -> None:
-    rs = rule(tmp_path, '@cma AND ("invitation to comment" OR "invites comment*") AND (@big_tech OR @ai_labs) AND NOT "Country Music Association"')
+    rs = rule(
+        tmp_path,
+        '@cma AND ("invitation to comment" OR "invites comment*") AND (@big_tech OR @ai_labs) AND NOT "Country Music Association"',
+    )
     [m] = rs.match(item("Microsoft / Mistral AI partnership: invitation to comment", "The CMA is inviting comments."))
     reasons = [str(r) for r in m.reasons]
     assert 'title contains "Mistral AI" (from @ai_labs)' in reasons
@@ -119,7 +129,12 @@ def test_regex_is_case_sensitive_unless_i(tmp_path: Path) -> None:
 
 
 def test_any_all_none_lists(tmp_path: Path) -> None:
-    rs = RuleSet(rules(tmp_path, '[[rule]]\nid = "r"\ntitle = "R"\nany = ["invitation to comment"]\nall = ["@cma", ["@ai_labs", "AI"]]\nnone = ["Country Music Association"]\n'))
+    rs = RuleSet(
+        rules(
+            tmp_path,
+            '[[rule]]\nid = "r"\ntitle = "R"\nany = ["invitation to comment"]\nall = ["@cma", ["@ai_labs", "AI"]]\nnone = ["Country Music Association"]\n',
+        )
+    )
     assert fired(rs, item("CMA invitation to comment on AI deal"))
     assert not fired(rs, item("CMA invitation to comment on a cement merger"))
 
@@ -138,7 +153,7 @@ def test_rule_filters(tmp_path: Path) -> None:
 def test_article_field_and_partial_rules(tmp_path: Path) -> None:
     rs = rule(tmp_path, '@cma AND "invitation to comment"')
     teaser = item("CMA case update: Microsoft / Mistral AI")
-    evaluation = rs.evaluate(teaser)
+    evaluation = rs.evaluate(teaser, want_partial=True)
     assert evaluation.matches == [] and evaluation.partial == ["r"]
     full = Item("cma-cases", "k", teaser.title, None, "", "", None, article="The CMA issued an invitation to comment.")
     [m] = rs.match(full)
@@ -146,13 +161,21 @@ def test_article_field_and_partial_rules(tmp_path: Path) -> None:
 
 
 def test_examples_run(tmp_path: Path) -> None:
-    loaded = rules(tmp_path, '[[rule]]\nid = "r"\ntitle = "R"\nquery = "@cma AND merger*"\n[rule.examples]\nmatch = ["CMA merger inquiry", {title = "x", text = "Competition and Markets Authority mergers"}]\nno_match = ["cinema mergers", "CMA cheese"]\n')
+    loaded = rules(
+        tmp_path,
+        '[[rule]]\nid = "r"\ntitle = "R"\nquery = "@cma AND merger*"\n[rule.examples]\nmatch = ["CMA merger inquiry", {title = "x", text = "Competition and Markets Authority mergers"}]\nno_match = ["cinema mergers", "CMA cheese"]\n',
+    )
     results = run_examples(loaded)
     assert [r.ok for r in results] == [True, True, True, True]
 
 
 def test_deterministic_order_over_items(tmp_path: Path) -> None:
-    rs = RuleSet(rules(tmp_path, '[[rule]]\nid = "b"\ntitle = "B"\nany = ["inquiry"]\n[[rule]]\nid = "a"\ntitle = "A"\nany = ["merger"]\n'))
+    rs = RuleSet(
+        rules(
+            tmp_path,
+            '[[rule]]\nid = "b"\ntitle = "B"\nany = ["inquiry"]\n[[rule]]\nid = "a"\ntitle = "A"\nany = ["merger"]\n',
+        )
+    )
     items = [Item("f", "1", "merger inquiry", None, "", "", None), Item("f", "2", "inquiry", None, "", "", None)]
     assert [(m.item_key, m.rule_id) for m in match_items(items, rs)] == [("1", "b"), ("1", "a"), ("2", "b")]
 

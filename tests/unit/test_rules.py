@@ -44,7 +44,12 @@ def test_good_rule(tmp_path: Path) -> None:
     assert rule.condition == And(
         (
             Term(("invitation to comment",), label="invitation to comment"),
-            Or((Term(("CMA",), label="CMA"), Term(("Competition and Markets Authority",), label="Competition and Markets Authority"))),
+            Or(
+                (
+                    Term(("CMA",), label="CMA"),
+                    Term(("Competition and Markets Authority",), label="Competition and Markets Authority"),
+                )
+            ),
             Term(("AI",), label="AI"),
             Not(Term(("Country Music Association",), label="Country Music Association")),
         )
@@ -54,16 +59,34 @@ def test_good_rule(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('title = "CMA', 'titel = "CMA'), 'rules/cma.toml:4: rule "cma-itc": unknown field "titel" (did you mean "title"?)'),
+        (
+            ('title = "CMA', 'titel = "CMA'),
+            'rules/cma.toml:4: rule "cma-itc": unknown field "titel" (did you mean "title"?)',
+        ),
         (
             ('severity = "high"', 'severity = "urgent"'),
             "rules/cma.toml:5: rule \"cma-itc\": \"severity\": Input should be 'info', 'low', 'medium', 'high' or 'critical' (got 'urgent')",
         ),
-        (('any = ["invitation to comment"]', 'any = ["--"]'), 'rules/cma.toml:6: rule "cma-itc": "any": phrase "--" has no letters or digits to match'),
-        (('any = ["invitation to comment"]', 'any = ["in*vitation"]'), 'rules/cma.toml:6: rule "cma-itc": "any": phrase "in*vitation": "*" is only allowed at the end (a prefix)'),
-        (('id = "cma-itc"', 'id = "CMA ITC"'), "rules/cma.toml:3: rule \"CMA ITC\": \"id\": String should match pattern '^[a-z0-9][a-z0-9._-]*$' (got 'CMA ITC')"),
-        (('title = "CMA invitation to comment"\n', ""), 'rules/cma.toml:2: rule "cma-itc": missing required field "title"'),
-        (('any = ["invitation to comment"]', 'any = ["@nothere"]'), 'rules/cma.toml:6: rule "cma-itc": "any": unknown list "@nothere"'),
+        (
+            ('any = ["invitation to comment"]', 'any = ["--"]'),
+            'rules/cma.toml:6: rule "cma-itc": "any": phrase "--" has no letters or digits to match',
+        ),
+        (
+            ('any = ["invitation to comment"]', 'any = ["in*vitation"]'),
+            'rules/cma.toml:6: rule "cma-itc": "any": phrase "in*vitation": "*" is only allowed at the end (a prefix)',
+        ),
+        (
+            ('id = "cma-itc"', 'id = "CMA ITC"'),
+            "rules/cma.toml:3: rule \"CMA ITC\": \"id\": String should match pattern '^[a-z0-9][a-z0-9._-]*$' (got 'CMA ITC')",
+        ),
+        (
+            ('title = "CMA invitation to comment"\n', ""),
+            'rules/cma.toml:2: rule "cma-itc": missing required field "title"',
+        ),
+        (
+            ('any = ["invitation to comment"]', 'any = ["@nothere"]'),
+            'rules/cma.toml:6: rule "cma-itc": "any": unknown list "@nothere"',
+        ),
     ],
 )
 def test_bad_rule_messages(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -73,16 +96,20 @@ def test_bad_rule_messages(tmp_path: Path, change: tuple[str, str], expected: st
 @pytest.mark.parametrize(
     ("query", "expected", "caret_at"),
     [
-        ('(@cma AND merger', 'rules/cma.toml:4:10: rule "q": "query": unbalanced parenthesis: "(" is never closed', 1),
+        ("(@cma AND merger", 'rules/cma.toml:4:10: rule "q": "query": unbalanced parenthesis: "(" is never closed', 1),
         ("merger AND (a OR b))", 'rules/cma.toml:4:29: rule "q": "query": unbalanced parenthesis: ")" without "("', 20),
-        (r"/phase\s*(2/", 'rules/cma.toml:4:19: rule "q": "query": bad regular expression: missing ), unterminated subpattern at position 8', 10),
+        (
+            r"/phase\s*(2/",
+            'rules/cma.toml:4:19: rule "q": "query": bad regular expression: missing ), unterminated subpattern at position 8',
+            10,
+        ),
         ("@cmaa AND merger", 'rules/cma.toml:4:10: rule "q": "query": unknown list "@cmaa" (did you mean "@cma"?)', 1),
         ("merger AND", 'rules/cma.toml:4:20: rule "q": "query": query ends where a term was expected', 11),
         ("a NEAR b", 'rules/cma.toml:4:12: rule "q": "query": NEAR needs a distance in words, like NEAR/20', 3),
     ],
 )
 def test_query_errors_point_at_the_column(tmp_path: Path, query: str, expected: str, caret_at: int) -> None:
-    text = f"[lists]\ncma = [\"CMA\"]\n[[rule]]\nquery = '{query}'\nid = \"q\"\ntitle = \"Q\"\n"
+    text = f'[lists]\ncma = ["CMA"]\n[[rule]]\nquery = \'{query}\'\nid = "q"\ntitle = "Q"\n'
     error = error_of(write(tmp_path, text))
     assert str(error) == expected
     assert error.context == f"    {query}\n    {' ' * (caret_at - 1)}^"
@@ -90,7 +117,10 @@ def test_query_errors_point_at_the_column(tmp_path: Path, query: str, expected: 
 
 def test_rule_without_conditions(tmp_path: Path) -> None:
     text = '[[rule]]\nid = "empty"\ntitle = "Nothing"\n'
-    assert str(error_of(write(tmp_path, text))) == 'rules/cma.toml:1: rule "empty": give a "query", or at least one phrase in "any" or "all"'
+    assert (
+        str(error_of(write(tmp_path, text)))
+        == 'rules/cma.toml:1: rule "empty": give a "query", or at least one phrase in "any" or "all"'
+    )
 
 
 def test_toml_syntax_error(tmp_path: Path) -> None:
@@ -122,7 +152,10 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
 
 
 def test_examples_and_metadata(tmp_path: Path) -> None:
-    text = GOOD + 'status = "experimental"\ntags = ["uk"]\nmax_age = "30d"\nfeed_tags = ["regulator"]\n[rule.examples]\nmatch = ["CMA invitation to comment on AI", {title = "t", text = "body"}]\nno_match = ["cinema"]\n'
+    text = (
+        GOOD
+        + 'status = "experimental"\ntags = ["uk"]\nmax_age = "30d"\nfeed_tags = ["regulator"]\n[rule.examples]\nmatch = ["CMA invitation to comment on AI", {title = "t", text = "body"}]\nno_match = ["cinema"]\n'
+    )
     [rule] = load_rule_file(write(tmp_path, text))
     assert rule.status == "experimental" and rule.max_age_seconds == 30 * 86400
     assert [(e.expect_match, e.title, e.summary, e.feed_tags) for e in rule.examples] == [
@@ -133,7 +166,7 @@ def test_examples_and_metadata(tmp_path: Path) -> None:
 
 
 def test_bad_example_field(tmp_path: Path) -> None:
-    text = GOOD + "[rule.examples]\nmatch = [{titel = \"x\"}]\n"
+    text = GOOD + '[rule.examples]\nmatch = [{titel = "x"}]\n'
     assert 'rule "cma-itc": ' in str(error_of(write(tmp_path, text)))
 
 

@@ -73,6 +73,7 @@ class ItemRow(SQLModel, table=True):
     authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(default="", max_length=80)
+    article: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     first_seen_at: datetime | None = _ts(nullable=False, index=True)
 
 
@@ -111,6 +112,19 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = _ts(nullable=False)
     sent_at: datetime | None = _ts()
+
+
+class ArticleRow(SQLModel, table=True):
+    """Linked pages fetched for matching, cached by URL so each is fetched once (failures too,
+    for a while, so a broken page is not hammered on every poll)."""
+
+    __tablename__ = "articles"
+
+    url: str = Field(sa_column=Column(Text, primary_key=True))
+    fetched_at: datetime | None = _ts(nullable=False)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text))
 
 
 metadata = SQLModel.metadata

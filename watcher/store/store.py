@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 
 from watcher.errors import StoreError
 from watcher.model import Alert, DeliveryStatus, Item, Match, Severity
-from watcher.store.schema import DeliveryRow, FeedRow, ItemRow, MatchRow
+from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow, MatchRow
 
 # SQLite allows 32766 bound parameters per statement; items have 13 columns.
 _CHUNK = 500
@@ -397,6 +397,7 @@ class Store:
                     "authors": list(it.authors),
                     "tags": list(it.tags),
                     "content_hash": it.content_hash,
+                    "article": it.article,
                     "first_seen_at": now,
                 }
                 for it in ordered[i : i + _CHUNK]
@@ -409,6 +410,35 @@ class Store:
             )
             new_ids.update({key: id_ for id_, key in result.all()})
         return new_ids
+
+    # -- articles ----------------------------------------------------------------------------
+
+    def cached_articles(
+        self, urls: Sequence[str], *, fresh_after: datetime, retry_errors_after: datetime
+    ) -> dict[str, str]:
+        """Texts of already fetched pages; failed fetches count as cached until they may be retried."""
+        out: dict[str, str] = {}
+        with self._session() as s:
+            for i in range(0, len(urls), _CHUNK):
+                rows = s.execute(
+                    select(ArticleRow).where(col(ArticleRow.url).in_(list(urls[i : i + _CHUNK])))
+                ).scalars()
+                for row in rows:
+                    fetched = row.fetched_at
+                    if fetched is None or fetched < fresh_after:
+                        continue
+                    if row.error is not None and fetched < retry_errors_after:
+                        continue
+                    out[row.url] = row.text
+        return out
+
+    def save_article(
+        self, url: str, now: datetime, *, title: str = "", text: str = "", error: str | None = None
+    ) -> None:
+        with self._session() as s:
+            values = {"fetched_at": now, "title": title, "text": text, "error": error}
+            stmt = self._insert(ArticleRow).values(url=url, **values)
+            s.execute(stmt.on_conflict_do_update(index_elements=["url"], set_=values))
 
     # -- outbox ------------------------------------------------------------------------------
 
