@@ -238,17 +238,33 @@ def _phrase_terms(values: Sequence[str], lists: Lists) -> Condition:
     return terms[0] if len(terms) == 1 else Or(terms)
 
 
-def _query_position(file: _File, index: int, column: int) -> tuple[int | None, int]:
-    """Map a column inside the query string to the file's line and column, for single-line queries."""
+def _query_position(file: _File, index: int, query: str, column: int) -> tuple[int | None, int, str]:
+    """Map a column of the query string to the file's line and column, and the caret display.
+
+    Handles one-line strings and TOML multi-line strings (whose first newline is dropped).
+    """
+    offset = column - 1
+    line_start = query.rfind("\n", 0, offset) + 1
+    line_end = query.find("\n", offset)
+    shown = query[line_start : line_end if line_end >= 0 else len(query)]
+    context = caret(shown, offset - line_start + 1)
     line = file.lines.line_of(("rule", index, "query"))
     if line is None:
-        return None, column
+        return None, column, context
     text = file.path.read_text(encoding="utf-8").splitlines()[line - 1]
     eq = text.find("=")
     quote = min((i for i in (text.find('"', eq), text.find("'", eq)) if i >= 0), default=-1)
-    if quote < 0 or text[quote : quote + 3] in ('"""', "'''"):
-        return line, column
-    return line, quote + 1 + column
+    if quote < 0:
+        return line, column, context
+    newlines = query.count("\n", 0, offset)
+    if text[quote : quote + 3] in ('"""', "'''"):
+        opens_line = not text[quote + 3 :].strip()  # the string starts on the next line
+        if opens_line:
+            return line + 1 + newlines, offset - line_start + 1, context
+        if newlines:
+            return line + newlines, offset - line_start + 1, context
+        return line, quote + 3 + column, context
+    return line, quote + 1 + column, context
 
 
 def _compile(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Condition:
@@ -280,14 +296,14 @@ def _compile(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Condition
         try:
             parts.append(parse_query(spec.query, resolve))
         except QueryError as exc:
-            line, column = _query_position(file, index, exc.column)
+            line, column, context = _query_position(file, index, spec.query, exc.column)
             raise RuleError(
                 f'rule "{spec.id}": "query": {exc.message}',
                 file.shown,
                 line,
                 spec.id,
                 column=column,
-                context=caret(spec.query, exc.column) if "\n" not in spec.query else "",
+                context=context,
             ) from None
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 

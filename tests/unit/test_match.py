@@ -67,6 +67,10 @@ def test_fold() -> None:
         ("CMA*", "CMAs across Europe", True),
         ("investigat*", "The FTC is investigating", True),
         ("investigat*", "an uninvestigated claim", False),
+        ('"公正取引委員会"', "公正取引委員会は、企業結合の審査を開始した", True),
+        ('"企業結合"', "公正取引委員会は、企業結合の審査を開始した", True),
+        ('"공정위"', "공정위는 구글의 기업결합을 심사한다", True),
+        ('"Bundeskartellamt"', "Das Bundeskartellamt prüft die Beteiligung", True),
     ],
 )
 def test_folding_and_word_boundaries(tmp_path: Path, phrase: str, text: str, expected: bool) -> None:

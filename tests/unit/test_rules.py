@@ -180,3 +180,13 @@ def test_published_json_schema_is_current() -> None:
     `watcher rules schema > docs/rules.schema.json` when the model changes."""
     published = json.loads((ROOT / "docs" / "rules.schema.json").read_text())
     assert published == json_schema()
+
+
+def test_query_error_in_a_multiline_query(tmp_path: Path) -> None:
+    text = (
+        '[lists]\ncma = ["CMA"]\n[[rule]]\nid = "q"\ntitle = "Q"\n'
+        "query = '''\n  @cma AND merger*\n  AND ((ends OR drops) NEAR/4 probe)\n'''\n"
+    )
+    error = error_of(write(tmp_path, text))
+    assert str(error) == 'rules/cma.toml:8:24: rule "q": "query": NEAR joins words, phrases or lists, not expressions'
+    assert error.context == "      AND ((ends OR drops) NEAR/4 probe)\n" + " " * 27 + "^"
