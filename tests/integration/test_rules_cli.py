@@ -218,8 +218,7 @@ def test_backtest_against_shows_added_and_lost(
             'AND NOT "Country Music Association"', 'AND "Mistral AI"'
         )
     )
-    result = run_cli(
-        capsys,
+    args = [
         "--config",
         str(config),
         "rules",
@@ -230,8 +229,8 @@ def test_backtest_against_shows_added_and_lost(
         str(new),
         "--against",
         str(rules_dir),
-        "--json",
-    )
+    ]
+    result = run_cli(capsys, *args, "--json")
     assert result.code == 0, result.err
     diff = json.loads(result.out)
     assert diff["items"] == 2
@@ -240,19 +239,7 @@ def test_backtest_against_shows_added_and_lost(
         ("ftc-6b", "FTC issues 6(b) orders to Alphabet and OpenAI")
     ]
     assert diff["unchanged"] == 1
-    text = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "rules",
-        "backtest",
-        "--since",
-        "30d",
-        "--rules",
-        str(new),
-        "--against",
-        str(rules_dir),
-    )
+    text = run_cli(capsys, *args)
     assert "Lost with the new rules (1)" in text.out and "0 added, 1 lost, 1 unchanged" in text.out
 
 
