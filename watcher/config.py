@@ -78,6 +78,7 @@ class FeedConfig(_Section):
     interval: Duration | None = None
     tags: list[str] = Field(default_factory=list)
     full_text: bool = False
+    identity: Literal["auto", "guid", "link"] = "auto"
     enabled: bool = True
 
     @field_validator("url")

@@ -197,6 +197,10 @@ class Rule:
     false_positives: str = ""
     enabled: bool = True
     examples: tuple[Example, ...] = ()
+    on_update: str = "ignore"  # "notify": an edited item that (still) matches alerts once per new stage
+    throttle_max: int | None = None  # at most this many alerts...
+    throttle_seconds: float | None = None  # ...per this window...
+    throttle_key: str = "rule"  # ...counted per rule, or per feed
     source: str = ""  # "path:line" of the rule header, for messages
 
 
@@ -275,3 +279,22 @@ class Channel:
     name: str
     kind: str = "apprise"  # "apprise" | "console"
     urls: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A user's "not now" for a rule (or every rule), optionally only for items containing a text."""
+
+    id: int
+    rule_id: str | None
+    match_text: str | None
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    created_at: datetime
+
+    def describe(self) -> str:
+        what = f"rule {self.rule_id}" if self.rule_id else "every rule"
+        text = f' matching "{self.match_text}"' if self.match_text else ""
+        note = f": {self.comment}" if self.comment else ""
+        return f"silence #{self.id} ({what}{text}, until {self.ends_at:%Y-%m-%d %H:%M} UTC){note}"

@@ -23,9 +23,11 @@ from watcher.feeds.article import extract_article
 from watcher.feeds.fetch import Fetcher
 from watcher.feeds.normalise import normalise_feed
 from watcher.feeds.parse import parse_feed
+from watcher.fold import fold
 from watcher.match import RuleSet
-from watcher.model import FetchResult, Item, Match, Rule
-from watcher.store.store import FeedState, PlannedMatch, Store
+from watcher.model import FetchResult, Item, Match, Rule, Silence
+from watcher.store.decide import PlannedMatch, Throttle
+from watcher.store.store import FeedState, Store
 
 log = structlog.get_logger("watcher.pipeline")
 
@@ -48,10 +50,12 @@ class PollOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def parse_and_normalise(body: bytes, feed_id: str, url: str, headers: dict[str, str]) -> tuple[list[Item], list[str]]:
+def parse_and_normalise(
+    body: bytes, feed_id: str, url: str, headers: dict[str, str], identity: str = "auto"
+) -> tuple[list[Item], list[str]]:
     """The CPU-heavy part of a poll, run in a worker (thread or process); must stay picklable."""
     parsed = parse_feed(body, feed_id=feed_id, url=url, headers=headers)
-    items, warnings = normalise_feed(parsed, feed_id)
+    items, warnings = normalise_feed(parsed, feed_id, identity)
     return items, [*parsed.warnings, *warnings]
 
 
@@ -122,28 +126,35 @@ class Pipeline:
         items, warnings = await self._parse(feed, result)
         for warning in warnings:
             bound.warning("feed.warning", warning=warning)
-        known = await asyncio.to_thread(self.store.known_keys, feed.id, [i.item_key for i in items])
-        fresh = [i for i in items if i.item_key not in known]
+        fresh, changed = await self._sort_out(feed, items)
         alertable = self._alertable(fresh, state, now)
-        matches, enriched = await self._match(feed, alertable, now, bound)
+        matches, enriched = await self._match(feed, [*alertable, *changed], now, bound, refresh=changed)
         fresh = [enriched.get(i.item_key, i) for i in fresh]
-        planned = [PlannedMatch(m, self._rules_by_id[m.rule_id].title, self._channels_for(m.rule_id)) for m in matches]
+        changed = [enriched.get(i.item_key, i) for i in changed]
+        by_key = {i.item_key: i for i in (*fresh, *changed)}
+        silences = await asyncio.to_thread(self.store.active_silences, now) if matches else []
+        planned = [self._plan(m, by_key[m.item_key], silences) for m in matches]
         saved = await asyncio.to_thread(
-            self.store.save_poll,
-            feed.id,
-            now,
-            fresh,
-            planned,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            next_check_at=next_check,
+            partial(
+                self.store.save_poll,
+                feed.id,
+                now,
+                fresh,
+                planned,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                next_check_at=next_check,
+                updated=changed,
+            )
         )
         bound.info(
             "feed.polled",
             items=len(items),
             new_items=saved.new_items,
+            updated_items=saved.updated_items,
             backlog=len(fresh) - len(alertable),
             matches=saved.new_matches,
+            alerted=saved.alerted,
             deliveries=saved.new_deliveries,
         )
         return PollOutcome(
@@ -156,8 +167,55 @@ class Pipeline:
             warnings=tuple(warnings),
         )
 
+    async def _sort_out(self, feed: FeedConfig, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """Split a fetch into new items and edited ones; everything else is already known.
+
+        An item is edited when its text changed or the publisher moved its updated time (the
+        CMA case feed's only sign that the case page changed). With ``identity = "auto"``, an
+        item under an unknown key whose link the feed already holds is that known item: some
+        feeds change ids on every fetch without any real change.
+        """
+        known = await asyncio.to_thread(self.store.item_versions, feed.id, [i.item_key for i in items])
+        if feed.identity == "auto":
+            strays = [i for i in items if i.item_key not in known and i.link]
+            if strays:
+                by_link = await asyncio.to_thread(
+                    self.store.keys_for_links, feed.id, [i.link for i in strays if i.link]
+                )
+                if by_link:
+                    taken = {i.item_key for i in items}
+                    items = [
+                        replace(i, item_key=by_link[i.link])
+                        if i.item_key not in known and i.link in by_link and by_link[i.link] not in taken
+                        else i
+                        for i in items
+                    ]
+                    known = await asyncio.to_thread(self.store.item_versions, feed.id, [i.item_key for i in items])
+        fresh = [i for i in items if i.item_key not in known]
+        changed = [i for i in items if i.item_key in known and _is_edit(i, *known[i.item_key])]
+        return fresh, changed
+
+    def _plan(self, match: Match, item: Item, silences: list[Silence]) -> PlannedMatch:
+        rule = self._rules_by_id[match.rule_id]
+        throttle = None
+        if rule.throttle_max is not None and rule.throttle_seconds is not None:
+            throttle = Throttle(rule.throttle_max, timedelta(seconds=rule.throttle_seconds), rule.throttle_key)
+        return PlannedMatch(
+            match,
+            rule.title,
+            self._channels_for(rule.id),
+            on_update=rule.on_update,
+            throttle=throttle,
+            silenced_by=_silenced_by(silences, rule.id, item),
+        )
+
     async def _match(
-        self, feed: FeedConfig, items: list[Item], now: datetime, bound: structlog.typing.FilteringBoundLogger
+        self,
+        feed: FeedConfig,
+        items: list[Item],
+        now: datetime,
+        bound: structlog.typing.FilteringBoundLogger,
+        refresh: Sequence[Item] = (),
     ) -> tuple[list[Match], dict[str, Item]]:
         """Match items; fetch the linked page of those that need it and match them again with it.
 
@@ -166,9 +224,11 @@ class Pipeline:
         """
         tags = tuple(feed.tags)
         evaluations = [(i, self.ruleset.evaluate(i, feed_tags=tags, now=now, want_partial=True)) for i in items]
-        wanted = [i for i, ev in evaluations if i.link and not i.article and (feed.full_text or ev.partial)]
+        wanted = [i for i, ev in evaluations if i.link and (feed.full_text or ev.partial)]
         wanted = wanted[: self.config.poll.max_articles_per_poll]
-        texts = await self._articles(feed, [i.link for i in wanted if i.link], bound) if wanted else {}
+        # An edited item's page changed too: fetch it again rather than reuse the cached text.
+        stale = {i.link for i in refresh if i.link}
+        texts = await self._articles(feed, [i.link for i in wanted if i.link], bound, stale) if wanted else {}
         enriched = {i.item_key: replace(i, article=texts[i.link]) for i in wanted if i.link and texts.get(i.link)}
         matches: list[Match] = []
         for item, ev in evaluations:
@@ -179,7 +239,7 @@ class Pipeline:
         return matches, enriched
 
     async def _articles(
-        self, feed: FeedConfig, urls: list[str], bound: structlog.typing.FilteringBoundLogger
+        self, feed: FeedConfig, urls: list[str], bound: structlog.typing.FilteringBoundLogger, stale: set[str]
     ) -> dict[str, str]:
         """Main text of each linked page, from the cache or fetched politely (the feeds' own limits)."""
         now = self.clock()
@@ -192,6 +252,7 @@ class Pipeline:
                 retry_errors_after=now - ARTICLE_RETRY_AFTER,
             )
         )
+        cached = {u: t for u, t in cached.items() if u not in stale}
         missing = [u for u in unique if u not in cached]
         fetched = await asyncio.gather(*(self._article(feed, url, bound) for url in missing))
         return {**cached, **dict(zip(missing, fetched, strict=True))}
@@ -217,10 +278,12 @@ class Pipeline:
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str]]:
         headers = dict(result.headers)
         if self.executor is None:
-            return await asyncio.to_thread(parse_and_normalise, result.body, feed.id, result.final_url, headers)
+            return await asyncio.to_thread(
+                parse_and_normalise, result.body, feed.id, result.final_url, headers, feed.identity
+            )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.executor, parse_and_normalise, result.body, feed.id, result.final_url, headers
+            self.executor, parse_and_normalise, result.body, feed.id, result.final_url, headers, feed.identity
         )
 
     def _alertable(self, fresh: list[Item], state: FeedState, now: datetime) -> list[Item]:
@@ -269,3 +332,20 @@ class Pipeline:
             retry_in_seconds=round(delay.total_seconds()),
         )
         return PollOutcome(feed.id, "failed", error=reason)
+
+
+def _is_edit(item: Item, known_hash: str, known_updated: datetime | None) -> bool:
+    if item.content_hash != known_hash:
+        return True
+    return item.updated_at is not None and (known_updated is None or item.updated_at > known_updated)
+
+
+def _silenced_by(silences: list[Silence], rule_id: str, item: Item) -> str | None:
+    """The first active silence covering this rule (and text), described for the match record."""
+    for silence in silences:
+        if silence.rule_id not in (None, rule_id):
+            continue
+        if silence.match_text and fold(silence.match_text) not in fold(f"{item.title} {item.text} {item.article}"):
+            continue
+        return silence.describe()
+    return None

@@ -60,6 +60,14 @@ class ExamplesSpec(BaseModel):
     no_match: list[str | ExampleSpec] = Field(default_factory=list)
 
 
+class ThrottleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: int = Field(ge=1)
+    per: Duration
+    key: Literal["rule", "feed"] = "rule"
+
+
 class RuleSpec(BaseModel):
     """The shape of one ``[[rule]]`` table. docs/rules.md documents every field."""
 
@@ -83,6 +91,8 @@ class RuleSpec(BaseModel):
     feeds: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
     feed_tags: list[str] = Field(default_factory=list)
     max_age: Duration | None = None
+    on_update: Literal["notify", "ignore"] = "ignore"
+    throttle: ThrottleSpec | None = None
     examples: ExamplesSpec = ExamplesSpec()
 
     @field_validator("any_of", "none_of")
@@ -133,7 +143,11 @@ def _validation_error(path: str, lines: KeyLines, index: int, raw: Any, exc: Val
     def describe(loc: Loc) -> tuple[str, Loc]:
         return where, loc[2:]
 
-    known = {("rule", index): KNOWN_FIELDS, ("rule", index, "examples"): ["match", "no_match"]}
+    known = {
+        ("rule", index): KNOWN_FIELDS,
+        ("rule", index, "examples"): ["match", "no_match"],
+        ("rule", index, "throttle"): ["max", "per", "key"],
+    }
     message, line = first_error(
         _LocatedErrors(exc, ("rule", index)), lines, path, known_fields=known, describe=describe
     )
@@ -352,6 +366,10 @@ def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
         false_positives=spec.false_positives,
         enabled=spec.enabled,
         examples=_examples(spec, file, index),
+        on_update=spec.on_update,
+        throttle_max=spec.throttle.max if spec.throttle else None,
+        throttle_seconds=spec.throttle.per.total_seconds() if spec.throttle else None,
+        throttle_key=spec.throttle.key if spec.throttle else "rule",
         source=f"{file.shown}:{header}" if header else file.shown,
     )
 

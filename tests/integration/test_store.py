@@ -3,6 +3,7 @@ the outbox moves pending -> sent / retry / failed, and the migrated schema equal
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from watcher.model import DeliveryStatus, Item, Match, Reason, Severity
+from watcher.store.decide import PlannedMatch, Throttle
 from watcher.store.schema import metadata
-from watcher.store.store import FeedSpec, PlannedMatch, Store
+from watcher.store.store import FeedSpec, Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -82,11 +84,15 @@ def test_items_are_inserted_once(feeds: Store) -> None:
 def test_same_link_in_two_feeds_alerts_once_per_rule(feeds: Store) -> None:
     link = "https://www.gov.uk/cma-cases/microsoft-mistral"
     a, b = item("x", link, "cma-news"), item("y", link, "ftc")
-    assert save(feeds, [a], [planned(a)], "cma-news").new_matches == 1
+    assert save(feeds, [a], [planned(a)], "cma-news").alerted == 1
     result = save(feeds, [b], [planned(b)], "ftc")
-    assert (result.new_items, result.new_matches) == (1, 0)
+    # The match is recorded (nothing is lost), decided as a duplicate, and sends nothing.
+    assert (result.new_items, result.new_matches, result.alerted, result.new_deliveries) == (1, 1, 0, 0)
+    [trail] = feeds.explain("y")
+    assert trail.matches[0].decision == "duplicate"
+    assert trail.matches[0].reason is not None and trail.matches[0].reason.startswith("duplicate of match #")
     other_rule = save(feeds, [item("z", link, "ftc")], [planned(item("z", link, "ftc"), "other-rule")], "ftc")
-    assert other_rule.new_matches == 1
+    assert other_rule.alerted == 1
 
 
 def test_feed_claims_are_exclusive(feeds: Store) -> None:
@@ -160,3 +166,69 @@ def test_dry_run_writes_nothing(db_url: str) -> None:
         assert real.count_items() == 0 and real.feed_statuses() == []
     finally:
         real.close()
+
+
+def edited(it: Item, summary: str, updated_at: datetime | None = None) -> Item:
+    return replace(it, summary=summary, content_hash=f"hash-of-{summary}", updated_at=updated_at)
+
+
+def test_edits_are_revisions_and_alert_per_new_stage_only_with_notify(feeds: Store) -> None:
+    it = replace(item("case", "https://www.gov.uk/cma-cases/x"), content_hash="v1")
+    save(feeds, [it], [planned(it)])
+    assert feeds.item_versions("cma-news", ["case"]) == {"case": ("v1", None)}
+    v2 = edited(it, "Invitation to comment")
+    ignore = PlannedMatch(planned(v2).match, "t", ("console",), on_update="ignore")
+    result = feeds.save_poll(
+        "cma-news", T0, [], [ignore], etag=None, last_modified=None, next_check_at=T0, updated=[v2]
+    )
+    assert (result.updated_items, result.new_matches, result.alerted) == (1, 1, 0)
+    v3 = edited(it, "Phase 2")
+    stage = Match("cma-itc", "cma-news", "case", Severity.HIGH, (Reason("summary", "phase 2", 0, 7),))
+    notify = PlannedMatch(stage, "t", ("console",), on_update="notify")
+    result = feeds.save_poll(
+        "cma-news", T0, [], [notify], etag=None, last_modified=None, next_check_at=T0, updated=[v3]
+    )
+    assert (result.updated_items, result.alerted, result.new_deliveries) == (1, 1, 1)
+    # Same text again: not an edit at all. A re-wording with the same matched phrases: no new stage.
+    again = feeds.save_poll("cma-news", T0, [], [notify], etag=None, last_modified=None, next_check_at=T0, updated=[v3])
+    assert again.updated_items == 0
+    v4 = edited(it, "Phase 2 (corrected typo)")
+    reworded = feeds.save_poll(
+        "cma-news", T0, [], [notify], etag=None, last_modified=None, next_check_at=T0, updated=[v4]
+    )
+    assert (reworded.updated_items, reworded.alerted) == (1, 0)
+    [trail] = feeds.explain("case")
+    assert trail.revision == 4
+    assert [(m.revision, m.decision) for m in trail.matches] == [
+        (1, "alerted"),
+        (2, "update_ignored"),
+        (3, "alerted"),
+        (4, "duplicate"),
+    ]
+
+
+def test_silenced_and_throttled_matches_are_recorded_with_reasons(feeds: Store) -> None:
+    silence = feeds.add_silence("cma-itc", "Mistral", T0 - LEASE, T0 + timedelta(days=7), "known deal")
+    assert [s.id for s in feeds.active_silences(T0)] == [silence.id]
+    a = item("a", "https://example.org/a")
+    quiet = PlannedMatch(planned(a).match, "t", ("console",), silenced_by=silence.describe())
+    assert save(feeds, [a], [quiet]).alerted == 0
+    throttle = Throttle(max_alerts=1, per=timedelta(days=1))
+    b, c = item("b", "https://example.org/b"), item("c", "https://example.org/c")
+    first = save(feeds, [b], [PlannedMatch(planned(b).match, "t", ("console",), throttle=throttle)])
+    second = save(feeds, [c], [PlannedMatch(planned(c).match, "t", ("console",), throttle=throttle)])
+    assert (first.alerted, second.alerted) == (1, 0)
+    decisions = {t.item_key: (t.matches[0].decision, t.matches[0].reason) for k in "abc" for t in feeds.explain(k)}
+    assert decisions["a"] == ("silenced", silence.describe())
+    assert decisions["b"] == ("alerted", None)
+    assert decisions["c"] == ("throttled", "1 alerts within 1d; the rule allows 1")
+    assert feeds.expire_silence(silence.id, T0) and feeds.active_silences(T0) == []
+    assert [s.id for s in feeds.silences(T0, include_expired=True)] == [silence.id]
+
+
+def test_keys_for_links(feeds: Store) -> None:
+    it = item("guid-1", "https://example.org/story")
+    save(feeds, [it], [])
+    assert feeds.keys_for_links("cma-news", ["https://example.org/story", "https://example.org/other"]) == {
+        "https://example.org/story": "guid-1"
+    }

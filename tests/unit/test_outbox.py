@@ -9,7 +9,8 @@ from pathlib import Path
 
 from watcher.model import Channel, DeliveryResult, Item, Match, Message, Reason, Severity
 from watcher.notify.outbox import Outbox, RetryPolicy
-from watcher.store.store import FeedSpec, PlannedMatch, Store
+from watcher.store.decide import PlannedMatch
+from watcher.store.store import FeedSpec, Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

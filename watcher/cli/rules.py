@@ -26,7 +26,8 @@ from watcher.inputs import META_SUFFIX, Input, input_files, read_inputs
 from watcher.match import RuleSet, run_examples
 from watcher.model import Item, Match, Rule
 from watcher.rules import json_schema, load_rules, rule_files
-from watcher.store.store import Store, fingerprint
+from watcher.store.decide import fingerprint
+from watcher.store.store import Store
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 

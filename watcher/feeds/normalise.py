@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -19,7 +20,16 @@ from watcher.model import Item, ParsedFeed, RawEntry
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Click and campaign trackers: the same article reached from a newsletter or from the feed itself
 # must give the same canonical link (it is the store's cross-feed fingerprint).
-_TRACKING_PARAMS = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid"})
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "_ga", "_gl",
+        "igshid", "yclid", "twclid", "ttclid", "li_fat_id", "ocid", "ncid", "cmpid", "smid", "ref_src",
+        # AMP switches: the AMP rendering of an article is the article.
+        "amp", "outputtype", "_amp",
+    }
+)  # fmt: skip
+# Google's AMP cache serves https://www-example-com.cdn.ampproject.org/c/s/www.example.com/path.
+_AMP_CACHE = re.compile(r"^/[a-z]/(?:s/)?([^/]+)(/.*)?$")
 
 # Elements whose text is never prose.
 _SKIPPED_TAGS = frozenset({"script", "style", "template"})
@@ -69,28 +79,42 @@ def normalise_entry(entry: RawEntry, feed_id: str) -> Item:
     )
 
 
-def normalise_feed(parsed: ParsedFeed, feed_id: str) -> tuple[list[Item], list[str]]:
+def normalise_feed(parsed: ParsedFeed, feed_id: str, identity: str = "auto") -> tuple[list[Item], list[str]]:
     """Normalise every entry of one fetch, in feed order; return the items and this stage's warnings.
 
+    ``identity`` picks the item key: ``"guid"`` (the publisher's id, then link, then hash),
+    ``"link"`` (the canonical link first: for feeds whose ids change without any real change,
+    like gov.uk's organisation feeds), or ``"auto"``: guids, unless this fetch shows the feed
+    reusing one guid for different links, in which case those entries are keyed by link.
     ``parsed.warnings`` are not repeated here. Entries that cannot be normalised are skipped, and
     a key seen twice in one fetch keeps its first entry, each with a warning.
     """
     items: list[Item] = []
     warnings: list[str] = []
     seen: set[str] = set()
+    links_per_guid: dict[str, set[str | None]] = {}
+    for entry in parsed.entries:
+        if entry.guid:
+            links_per_guid.setdefault(entry.guid.strip(), set()).add(canonical_link(entry.link))
     for index, entry in enumerate(parsed.entries):
         try:
             item = normalise_entry(entry, feed_id)
         except ValueError as exc:
             warnings.append(f"entry {index}: skipped: {exc}")
             continue
+        reused = identity == "auto" and len(links_per_guid.get((entry.guid or "").strip(), ())) > 1
+        if (identity == "link" or reused) and item.link:
+            # Some feeds reuse one guid for every item (a CMS default) or change ids on every
+            # update (gov.uk organisation feeds): the canonical link is the stable identity then.
+            item = replace(item, item_key=item.link)
         if item.item_key in seen:
-            # Some feeds reuse one guid for several items, or list an item twice; one fetch must
-            # not insert (and alert) the same key twice.
+            # An item listed twice in one fetch must not be inserted (and alerted) twice.
             warnings.append(f"entry {index}: skipped: duplicate item key {item.item_key!r}")
             continue
         seen.add(item.item_key)
         items.append(item)
+    if any(len(links) > 1 for links in links_per_guid.values()) and identity == "auto":
+        warnings.append("the feed reuses guids for different links; those items are keyed by link")
     return items, warnings
 
 
@@ -165,7 +189,12 @@ class _TextExtractor(HTMLParser):
 
 
 def canonical_link(url: str | None) -> str | None:
-    """Give one spelling per page: the store's cross-feed fingerprint and the link fallback key."""
+    """Give one spelling per page: the store's cross-feed fingerprint and the link fallback key.
+
+    Folds scheme and host case and default ports, drops fragments and tracking parameters, and
+    maps AMP variants (AMP cache URLs, ``amp.`` hosts, ``/amp`` path segments, ``.amp.html``) to
+    the article, so the same story reached through a newsletter, social media or AMP is one link.
+    """
     if not url or not url.strip():
         return None
     try:
@@ -177,13 +206,25 @@ def canonical_link(url: str | None) -> str | None:
     host = parts.hostname
     if not scheme or not host:
         return None  # relative, or not a web address at all
+    path = parts.path
+    if host.endswith(".cdn.ampproject.org"):
+        cached = _AMP_CACHE.match(path)
+        if cached:
+            return canonical_link(
+                f"https://{cached.group(1)}{cached.group(2) or '/'}" + (f"?{parts.query}" if parts.query else "")
+            )
+    if host.startswith("amp.") and host.count(".") >= 2:
+        host = "www." + host[4:]
+    segments = [seg for seg in path.split("/") if seg.lower() != "amp"]
+    path = "/".join(segments) if len(segments) > 1 else ("/" if path else "")
+    path = re.sub(r"\.amp(\.html?)$", r"\1", path)
     if ":" in host:
         host = f"[{host}]"  # IPv6 literal; hostname dropped the brackets
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     if "@" in parts.netloc:
         netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
     query = "&".join(pair for pair in parts.query.split("&") if pair and not _is_tracking(pair.partition("=")[0]))
-    path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
+    path = path or ("/" if scheme in _DEFAULT_PORTS else "")
     return urlunsplit((scheme, netloc, path, query, ""))
 
 

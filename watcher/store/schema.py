@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -74,24 +74,61 @@ class ItemRow(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(default="", max_length=80)
     article: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    revision: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    changed_at: datetime | None = _ts()
     first_seen_at: datetime | None = _ts(nullable=False, index=True)
 
 
 class MatchRow(SQLModel, table=True):
-    """One row per (rule, story). The fingerprint is the canonical link when there is one, so a
-    notice carried by two feeds alerts once; otherwise feed id and item key."""
+    """Every time a rule matched an item (one row per rule, item and revision), with what was
+    decided: alerted, or why not (duplicate of an alerted story, silenced, throttled, an update
+    the rule ignores). Nothing that matched is lost, so `watcher alerts --explain` can show it."""
 
     __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("rule_id", "fingerprint", name="uq_matches_rule_fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("rule_id", "item_id", "revision", name="uq_matches_rule_item_revision"),
+        Index("ix_matches_rule_decision", "rule_id", "decision", "matched_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     rule_id: str = Field(max_length=80)
     item_id: int = Field(foreign_key="items.id", index=True)
+    revision: int = Field(default=1)
     fingerprint: str = Field(sa_column=Column(Text, nullable=False))
     rule_title: str = Field(default="", sa_column=Column(Text, nullable=False))
     severity: str = Field(default="medium", max_length=16)
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     matched_at: datetime | None = _ts(nullable=False, index=True)
+    decision: str = Field(default="alerted", max_length=24)
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class AlertKeyRow(SQLModel, table=True):
+    """One row per (rule, story fingerprint) that alerted: the constraint that makes an alert once.
+
+    The fingerprint is the canonical link when there is one, so a notice carried by two feeds
+    alerts once; otherwise feed id and item key. Kept when items are purged (a tombstone)."""
+
+    __tablename__ = "alert_keys"
+
+    rule_id: str = Field(primary_key=True, max_length=80)
+    fingerprint: str = Field(sa_column=Column(Text, primary_key=True))
+    match_id: int = Field(foreign_key="matches.id")
+    created_at: datetime | None = _ts(nullable=False)
+
+
+class SilenceRow(SQLModel, table=True):
+    """A user's "not now": matches of the rule (and text) during the window are recorded, not sent."""
+
+    __tablename__ = "silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str | None = Field(default=None, max_length=80)  # None: every rule
+    match_text: str | None = Field(default=None, sa_column=Column(Text))
+    starts_at: datetime | None = _ts(nullable=False)
+    ends_at: datetime | None = _ts(nullable=False, index=True)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = _ts(nullable=False)
 
 
 class DeliveryRow(SQLModel, table=True):

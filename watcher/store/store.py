@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, event, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,8 +23,10 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col
 
 from watcher.errors import StoreError
-from watcher.model import Alert, DeliveryStatus, Item, Match, Severity
+from watcher.model import Alert, DeliveryStatus, Item, Severity
+from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow, MatchRow
+from watcher.store.silences import SilenceQueries
 
 # SQLite allows 32766 bound parameters per statement; items have 13 columns.
 _CHUNK = 500
@@ -55,19 +57,12 @@ class FeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class PlannedMatch:
-    """A match to record, with the channels it must be delivered to."""
-
-    match: Match
-    rule_title: str
-    channels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class SaveResult:
     new_items: int
     new_matches: int
     new_deliveries: int
+    updated_items: int = 0
+    alerted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +93,6 @@ class AlertStatus:
     created_at: datetime | None
     sent_at: datetime | None
     next_attempt_at: datetime | None
-
-
-def fingerprint(item: Item) -> str:
-    """Identity of a story for one rule: its canonical link, so two feeds carrying it alert once."""
-    return item.link or f"{item.feed_id}:{item.item_key}"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -148,7 +138,7 @@ def migrate(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class Store:
+class Store(SilenceQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
@@ -309,6 +299,35 @@ class Store:
                 )
         return found
 
+    def item_versions(self, feed_id: str, keys: Sequence[str]) -> dict[str, tuple[str, datetime | None]]:
+        """(content hash, publisher's updated time) of each of ``keys`` this feed already holds."""
+        found: dict[str, tuple[str, datetime | None]] = {}
+        with self._session() as s:
+            for i in range(0, len(keys), _CHUNK):
+                rows = s.execute(
+                    select(ItemRow)
+                    .where(col(ItemRow.feed_id) == feed_id)
+                    .where(col(ItemRow.item_key).in_(list(keys[i : i + _CHUNK])))
+                ).scalars()
+                found.update({r.item_key: (r.content_hash, r.updated_at) for r in rows})
+        return found
+
+    def keys_for_links(self, feed_id: str, links: Sequence[str]) -> dict[str, str]:
+        """Existing item keys of this feed by canonical link: a feed that changes guids on every
+        fetch re-serves known items under new keys, and the link gives them away."""
+        found: dict[str, str] = {}
+        with self._session() as s:
+            for i in range(0, len(links), _CHUNK):
+                rows = s.execute(
+                    select(col(ItemRow.link), col(ItemRow.item_key))
+                    .where(col(ItemRow.feed_id) == feed_id)
+                    .where(col(ItemRow.link).in_(list(links[i : i + _CHUNK])))
+                    .order_by(col(ItemRow.id))
+                ).all()
+                for link, key in rows:
+                    found.setdefault(link, key)
+        return found
+
     def save_poll(
         self,
         feed_id: str,
@@ -319,11 +338,13 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         next_check_at: datetime,
+        updated: Sequence[Item] = (),
     ) -> SaveResult:
-        """Record one successful poll in one transaction: items, their matches and outbox rows.
+        """Record one successful poll in one transaction: new and edited items, every match with
+        its decision, and outbox rows for what alerted.
 
-        Only items that this insert really created get their matches recorded; a replica that
-        raced us to the same items records nothing twice.
+        Only items that this transaction really created or changed get matches recorded; a
+        replica that raced us to the same items records nothing twice.
         """
         with self._session() as s:
             s.execute(
@@ -332,52 +353,46 @@ class Store:
                 .values(etag=etag, last_modified=last_modified, **_success(now, next_check_at))
             )
             new_ids = self._insert_items(s, feed_id, now, items)
-            by_key = {i.item_key: i for i in items}
-            new_matches = 0
-            new_deliveries = 0
-            todo = sorted(
-                (p for p in planned if p.match.item_key in new_ids),
-                key=lambda p: (p.match.rule_id, fingerprint(by_key[p.match.item_key])),
+            rows = {key: (id_, 1, False) for key, id_ in new_ids.items()}
+            rows.update(self._update_items(s, feed_id, now, updated))
+            by_key = {i.item_key: i for i in (*items, *updated)}
+            recorded = record_matches(s, self._insert, now, planned, by_key, rows)
+            return SaveResult(
+                len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted
             )
-            for p in todo:
-                item = by_key[p.match.item_key]
-                match_id = s.execute(
-                    self._insert(MatchRow)
-                    .values(
-                        rule_id=p.match.rule_id,
-                        item_id=new_ids[item.item_key],
-                        fingerprint=fingerprint(item),
-                        rule_title=p.rule_title,
-                        severity=p.match.severity.value,
-                        reasons=[str(r) for r in p.match.reasons],
-                        matched_at=now,
+
+    def _update_items(
+        self, s: Session, feed_id: str, now: datetime, items: Sequence[Item]
+    ) -> dict[str, tuple[int, int, bool]]:
+        """Store edited items as a new revision; only rows whose content really changed count."""
+        out: dict[str, tuple[int, int, bool]] = {}
+        for it in sorted(items, key=lambda i: i.item_key):
+            row = s.execute(
+                update(ItemRow)
+                .where(col(ItemRow.feed_id) == feed_id, col(ItemRow.item_key) == it.item_key)
+                .where(
+                    or_(
+                        col(ItemRow.content_hash) != it.content_hash,
+                        col(ItemRow.updated_at).is_(None) if it.updated_at else false(),
+                        col(ItemRow.updated_at) < it.updated_at if it.updated_at else false(),
                     )
-                    .on_conflict_do_nothing(index_elements=["rule_id", "fingerprint"])
-                    .returning(col(MatchRow.id))
-                ).scalar_one_or_none()
-                if match_id is None:
-                    continue
-                new_matches += 1
-                if p.channels:
-                    rows = [
-                        {
-                            "match_id": match_id,
-                            "channel": ch,
-                            "status": DeliveryStatus.PENDING.value,
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "created_at": now,
-                        }
-                        for ch in sorted(set(p.channels))
-                    ]
-                    inserted = s.execute(
-                        self._insert(DeliveryRow)
-                        .values(rows)
-                        .on_conflict_do_nothing(index_elements=["match_id", "channel"])
-                        .returning(col(DeliveryRow.id))
-                    ).all()
-                    new_deliveries += len(inserted)
-            return SaveResult(len(new_ids), new_matches, new_deliveries)
+                )
+                .values(
+                    title=it.title,
+                    link=it.link,
+                    summary=it.summary,
+                    content=it.content,
+                    article=it.article,
+                    updated_at=it.updated_at,
+                    content_hash=it.content_hash,
+                    revision=col(ItemRow.revision) + 1,
+                    changed_at=now,
+                )
+                .returning(col(ItemRow.id), col(ItemRow.revision))
+            ).first()
+            if row is not None:
+                out[it.item_key] = (int(row[0]), int(row[1]), True)
+        return out
 
     def _insert_items(self, s: Session, feed_id: str, now: datetime, items: Sequence[Item]) -> dict[str, int]:
         """Insert-or-ignore in key order (unsorted concurrent batches deadlock on PostgreSQL)."""

@@ -1,0 +1,184 @@
+"""Record matches and decide, inside the poll's transaction, which of them alert.
+
+Order of the decision, each recorded on the match row with its reason:
+update ignored (the rule does not alert on edits) -> silenced -> duplicate (the story already
+alerted for this rule: decided by the ``alert_keys`` constraint, not by a select) -> throttled
+(the rule's alert budget for the window is spent) -> alerted, with one outbox row per channel.
+Only ``Store`` calls this; it runs on the Store's session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from watcher.model import DeliveryStatus, Item, Match
+from watcher.store.schema import AlertKeyRow, DeliveryRow, ItemRow, MatchRow
+
+ALERTED = "alerted"
+DUPLICATE = "duplicate"
+SILENCED = "silenced"
+THROTTLED = "throttled"
+UPDATE_IGNORED = "update_ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    max_alerts: int
+    per: timedelta
+    key: str = "rule"  # "rule" | "feed"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMatch:
+    """A match to record, and what the rule says about alerting on it."""
+
+    match: Match
+    rule_title: str
+    channels: tuple[str, ...]
+    on_update: str = "ignore"
+    throttle: Throttle | None = None
+    silenced_by: str | None = None  # why, when an active silence covers it
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    matches: int = 0
+    alerted: int = 0
+    deliveries: int = 0
+
+
+def fingerprint(item: Item) -> str:
+    """Identity of a story for one rule: its canonical link, so two feeds carrying it alert once."""
+    return item.link or f"{item.feed_id}:{item.item_key}"
+
+
+def stage_fingerprint(item: Item, match: Match) -> str:
+    """For an edited item: the story plus what matched now, so each new stage alerts once
+    (a CMA case page gaining "invitation to comment", later "phase 2"), a re-wording never."""
+    phrases = "\n".join(sorted({r.phrase.casefold() for r in match.reasons}))
+    return f"{fingerprint(item)}#{hashlib.sha256(phrases.encode()).hexdigest()[:16]}"
+
+
+def record_matches(
+    s: Session,
+    insert: Callable[[Any], Any],
+    now: datetime,
+    planned: Sequence[PlannedMatch],
+    items: Mapping[str, Item],
+    rows: Mapping[str, tuple[int, int, bool]],  # item key -> (item id, revision, is an update)
+) -> Recorded:
+    matches = alerted = deliveries = 0
+    todo = sorted(
+        (p for p in planned if p.match.item_key in rows),
+        key=lambda p: (p.match.rule_id, fingerprint(items[p.match.item_key])),
+    )
+    for p in todo:
+        item = items[p.match.item_key]
+        item_id, revision, is_update = rows[item.item_key]
+        fp = stage_fingerprint(item, p.match) if is_update else fingerprint(item)
+        match_id = s.execute(
+            insert(MatchRow)
+            .values(
+                rule_id=p.match.rule_id,
+                item_id=item_id,
+                revision=revision,
+                fingerprint=fp,
+                rule_title=p.rule_title,
+                severity=p.match.severity.value,
+                reasons=[str(r) for r in p.match.reasons],
+                matched_at=now,
+                decision=ALERTED,
+            )
+            .on_conflict_do_nothing(index_elements=["rule_id", "item_id", "revision"])
+            .returning(col(MatchRow.id))
+        ).scalar_one_or_none()
+        if match_id is None:
+            continue  # another replica recorded this very match
+        matches += 1
+        decision, reason = _decide(s, insert, now, p, fp, match_id, is_update)
+        if decision != ALERTED:
+            s.execute(
+                MatchRow.__table__.update()  # type: ignore[attr-defined]
+                .where(MatchRow.__table__.c.id == match_id)  # type: ignore[attr-defined]
+                .values(decision=decision, decision_reason=reason)
+            )
+            continue
+        alerted += 1
+        if p.channels:
+            rows_ = [
+                {
+                    "match_id": match_id,
+                    "channel": ch,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for ch in sorted(set(p.channels))
+            ]
+            inserted = s.execute(
+                insert(DeliveryRow)
+                .values(rows_)
+                .on_conflict_do_nothing(index_elements=["match_id", "channel"])
+                .returning(col(DeliveryRow.id))
+            ).all()
+            deliveries += len(inserted)
+    return Recorded(matches, alerted, deliveries)
+
+
+def _decide(
+    s: Session, insert: Callable[[Any], Any], now: datetime, p: PlannedMatch, fp: str, match_id: int, is_update: bool
+) -> tuple[str, str | None]:
+    rule_id = p.match.rule_id
+    if is_update and p.on_update != "notify":
+        return UPDATE_IGNORED, 'the item was edited; the rule has on_update = "ignore"'
+    if p.silenced_by:
+        return SILENCED, p.silenced_by
+    first = s.execute(
+        select(col(AlertKeyRow.match_id)).where(col(AlertKeyRow.rule_id) == rule_id, col(AlertKeyRow.fingerprint) == fp)
+    ).scalar_one_or_none()
+    if first is not None:
+        return DUPLICATE, f"duplicate of match #{first}: this story already alerted for this rule"
+    if p.throttle is not None:
+        stmt = (
+            select(func.count())
+            .select_from(MatchRow)
+            .where(col(MatchRow.rule_id) == rule_id, col(MatchRow.decision) == ALERTED)
+            .where(col(MatchRow.matched_at) > now - p.throttle.per)
+            .where(col(MatchRow.id) != match_id)
+        )
+        if p.throttle.key == "feed":
+            stmt = stmt.join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id)).where(
+                col(ItemRow.feed_id) == p.match.feed_id
+            )
+        count = int(s.execute(stmt).scalar_one())
+        if count >= p.throttle.max_alerts:
+            scope = f" from feed {p.match.feed_id}" if p.throttle.key == "feed" else ""
+            return (
+                THROTTLED,
+                f"{count} alerts{scope} within {_human(p.throttle.per)}; the rule allows {p.throttle.max_alerts}",
+            )
+    won = s.execute(
+        insert(AlertKeyRow)
+        .values(rule_id=rule_id, fingerprint=fp, match_id=match_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["rule_id", "fingerprint"])
+        .returning(col(AlertKeyRow.match_id))
+    ).scalar_one_or_none()
+    if won is None:  # a replica alerted the same story a moment ago
+        return DUPLICATE, "duplicate: this story already alerted for this rule"
+    return ALERTED, None
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,141 @@
+"""Silences and the explain trail: the Store's queries for suppressed and recorded decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlmodel import Session, col
+
+from watcher.model import Silence
+from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, SilenceRow
+
+
+@dataclass(frozen=True, slots=True)
+class MatchTrail:
+    """One recorded match of an item, with its decision and what happened to its deliveries."""
+
+    match_id: int
+    rule_id: str
+    revision: int
+    decision: str
+    reason: str | None
+    matched_at: datetime | None
+    reasons: tuple[str, ...]
+    deliveries: tuple[str, ...]  # "channel: status"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTrail:
+    item_id: int
+    feed_id: str
+    item_key: str
+    title: str
+    link: str | None
+    revision: int
+    first_seen_at: datetime | None
+    changed_at: datetime | None
+    matches: tuple[MatchTrail, ...]
+
+
+def _silence(row: SilenceRow) -> Silence:
+    assert row.id is not None and row.starts_at and row.ends_at and row.created_at
+    return Silence(row.id, row.rule_id, row.match_text, row.starts_at, row.ends_at, row.comment, row.created_at)
+
+
+class SilenceQueries:
+    """Mixed into Store; relies on its session."""
+
+    _session: Callable[[], AbstractContextManager[Session]]
+
+    def add_silence(
+        self, rule_id: str | None, match_text: str | None, starts_at: datetime, ends_at: datetime, comment: str
+    ) -> Silence:
+        with self._session() as s:
+            row = SilenceRow(
+                rule_id=rule_id,
+                match_text=match_text,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                comment=comment,
+                created_at=starts_at,
+            )
+            s.add(row)
+            s.flush()
+            return _silence(row)
+
+    def silences(self, now: datetime, *, include_expired: bool = False) -> list[Silence]:
+        with self._session() as s:
+            stmt = select(SilenceRow).order_by(col(SilenceRow.ends_at))
+            if not include_expired:
+                stmt = stmt.where(col(SilenceRow.ends_at) > now)
+            return [_silence(r) for r in s.execute(stmt).scalars()]
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        return [x for x in self.silences(now) if x.starts_at <= now]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        with self._session() as s:
+            result: Any = s.execute(
+                update(SilenceRow)
+                .where(col(SilenceRow.id) == silence_id, col(SilenceRow.ends_at) > now)
+                .values(ends_at=now)
+            )
+            return bool(result.rowcount)
+
+    def explain(self, needle: str) -> list[ItemTrail]:
+        """Items whose id, key or link is ``needle`` (or whose title contains it), with every match."""
+        with self._session() as s:
+            conditions = [col(ItemRow.item_key) == needle, col(ItemRow.link) == needle]
+            if needle.isdigit():
+                conditions.append(col(ItemRow.id) == int(needle))
+            items = list(s.execute(select(ItemRow).where(or_(*conditions)).limit(20)).scalars())
+            if not items:
+                items = list(
+                    s.execute(
+                        select(ItemRow).where(col(ItemRow.title).contains(needle)).order_by(col(ItemRow.id)).limit(20)
+                    ).scalars()
+                )
+            return [self._trail(s, item) for item in items]
+
+    @staticmethod
+    def _trail(s: Session, item: ItemRow) -> ItemTrail:
+        matches = list(
+            s.execute(
+                select(MatchRow)
+                .where(col(MatchRow.item_id) == item.id)
+                .order_by(col(MatchRow.revision), col(MatchRow.id))
+            ).scalars()
+        )
+        trails = []
+        for m in matches:
+            deliveries = s.execute(
+                select(col(DeliveryRow.channel), col(DeliveryRow.status)).where(col(DeliveryRow.match_id) == m.id)
+            ).all()
+            trails.append(
+                MatchTrail(
+                    m.id or 0,
+                    m.rule_id,
+                    m.revision,
+                    m.decision,
+                    m.decision_reason,
+                    m.matched_at,
+                    tuple(m.reasons),
+                    tuple(f"{ch}: {st}" for ch, st in deliveries),
+                )
+            )
+        return ItemTrail(
+            item.id or 0,
+            item.feed_id,
+            item.item_key,
+            item.title,
+            item.link,
+            item.revision,
+            item.first_seen_at,
+            item.changed_at,
+            tuple(trails),
+        )
