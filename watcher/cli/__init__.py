@@ -11,15 +11,17 @@ import asyncio
 import sys
 import traceback
 from dataclasses import asdict
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from watcher import __version__
 from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
 from watcher.cli.common import Ctx, out, print_json, when
 from watcher.cli.rules import load_and_report, rules, save
+from watcher.cli.silence import silence
 from watcher.config import load_config
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure_logging
@@ -28,6 +30,7 @@ from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import render_alert, sample_alert
 from watcher.pipeline import Pipeline, PollOutcome
+from watcher.store.silences import ItemTrail
 from watcher.store.store import FeedSpec, Store
 
 CONFIG_HELP = "Config file. Default: $WATCHER_CONFIG, else ./config.toml."
@@ -91,7 +94,9 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
     unknown = [f for f in feeds if config.feed(f) is None]
     if unknown:
         raise click.BadParameter(f"unknown feed {unknown[0]!r}", param_hint="--feed")
-    outcomes, drained = asyncio.run(_poll_once(loaded, list(feeds) or None, dry_run))
+    # With --json, stdout carries the summary only: console alerts go to stderr instead.
+    console = sys.stderr if as_json else None
+    outcomes, drained = asyncio.run(_poll_once(loaded, list(feeds) or None, dry_run, console))
     if as_json:
         print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
     else:
@@ -115,7 +120,9 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
         sys.exit(1)
 
 
-async def _poll_once(loaded: Loaded, only: list[str] | None, dry_run: bool) -> tuple[list[PollOutcome], DrainResult]:
+async def _poll_once(
+    loaded: Loaded, only: list[str] | None, dry_run: bool, console: TextIO | None = None
+) -> tuple[list[PollOutcome], DrainResult]:
     config = loaded.config
     store = await asyncio.to_thread(Store.open, config.database.url, dry_run=dry_run)
     fetcher = make_fetcher(config)
@@ -130,6 +137,7 @@ async def _poll_once(loaded: Loaded, only: list[str] | None, dry_run: bool) -> t
         outbox = Outbox(
             store,
             config.resolved_channels,
+            console=console,
             policy=retry_policy(config),
             clock=utcnow,
             redactor=config.redactor,
@@ -203,16 +211,18 @@ def feeds(obj: Ctx, as_json: bool) -> None:
 
 @cli.group(invoke_without_command=True)
 @click.option("--failed", is_flag=True, help="Only deliveries that gave up (dead letters).")
+@click.option("--explain", metavar="ITEM", help="The decision trail of an item: its id, key, link or title words.")
 @click.option("--limit", default=50, show_default=True, help="How many to show.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
-    """Recent alerts and their delivery state, newest first.
+def alerts(ctx: click.Context, failed: bool, explain: str | None, limit: int, as_json: bool) -> None:
+    """Recent alerts and their delivery state, newest first; or why an item did or did not alert.
 
     \b
     Examples:
       watcher alerts
       watcher alerts --failed
+      watcher alerts --explain https://www.gov.uk/cma-cases/microsoft-slash-mistral-ai
       watcher alerts retry 12 13
     """
     if ctx.invoked_subcommand is not None:
@@ -221,6 +231,9 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
     loaded = obj.load()
     store = Store.open(loaded.config.database.url)
     try:
+        if explain is not None:
+            _explain(store.explain(explain), explain, as_json)
+            return
         rows = store.alert_statuses(limit=limit, status=DeliveryStatus.FAILED if failed else None)
     finally:
         store.close()
@@ -244,6 +257,28 @@ def alerts(ctx: click.Context, failed: bool, limit: int, as_json: bool) -> None:
             (r.last_error or "")[:60],
         )
     out.print(table)
+
+
+def _explain(trails: list[ItemTrail], needle: str, as_json: bool) -> None:
+    if as_json:
+        print_json([asdict(t) for t in trails])
+        return
+    if not trails:
+        raise click.BadParameter(f"no stored item matches {needle!r}", param_hint="--explain")
+    for t in trails:
+        out.print(f"[bold]{escape(t.title)}[/]  ({t.feed_id}, item {t.item_id}, revision {t.revision})")
+        out.print(f"  key {escape(t.item_key)}  link {escape(t.link or '-')}")
+        out.print(f"  first seen {when(t.first_seen_at)}, last changed {when(t.changed_at)}")
+        if not t.matches:
+            out.print("  no rule matched it")
+        for m in t.matches:
+            color = "green" if m.decision == "alerted" else "yellow"
+            why = f": {escape(m.reason)}" if m.reason else ""
+            out.print(f"  rev {m.revision} {m.rule_id} [{color}]{m.decision}[/]{why} ({when(m.matched_at)})")
+            for reason in m.reasons:
+                out.print(f"      {escape(reason)}")
+            for delivery in m.deliveries:
+                out.print(f"      -> {escape(delivery)}")
 
 
 @alerts.command("retry")
@@ -291,6 +326,7 @@ def notify_test(obj: Ctx, channel: str) -> None:
 
 
 cli.add_command(rules)
+cli.add_command(silence)
 cli.add_command(save)
 
 
