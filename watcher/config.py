@@ -19,6 +19,7 @@ from watcher.duration import Duration
 from watcher.errors import ConfigError
 from watcher.model import Channel
 from watcher.redact import Redactor
+from watcher.stories import OFFICIAL_DOMAINS
 from watcher.tomlmap import KeyLines, Loc, first_error, load_toml
 
 DEFAULT_CONFIG = "config.toml"
@@ -66,6 +67,11 @@ class DeliveryConfig(_Section):
     backoff_max: Duration = timedelta(hours=1)
 
 
+class StoriesConfig(_Section):
+    window: Duration = timedelta(days=7)
+    official_domains: list[str] = Field(default_factory=lambda: list(OFFICIAL_DOMAINS))
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -106,6 +112,7 @@ class Config(_Section):
     poll: PollConfig = PollConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
+    stories: StoriesConfig = StoriesConfig()
     feeds: list[FeedConfig] = Field(default_factory=list, alias="feed")
     channels: dict[Slug, ChannelConfig] = Field(default_factory=dict)
 
@@ -130,6 +137,7 @@ _SECTIONS: dict[Loc, type[BaseModel]] = {
     ("poll",): PollConfig,
     ("delivery",): DeliveryConfig,
     ("log",): LogConfig,
+    ("stories",): StoriesConfig,
 }
 
 
@@ -156,7 +164,7 @@ def _describe(data: dict[str, Any]) -> Any:
             return (f'feed "{fid}"' if fid else f"feed #{loc[1] + 1}"), loc[2:]
         if len(loc) >= 2 and loc[0] == "channels":
             return f'channel "{loc[1]}"', loc[2:]
-        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log"):
+        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories"):
             return f"[{loc[0]}]", loc[1:]
         return "", loc
 

@@ -201,6 +201,8 @@ class Rule:
     throttle_max: int | None = None  # at most this many alerts...
     throttle_seconds: float | None = None  # ...per this window...
     throttle_key: str = "rule"  # ...counted per rule, or per feed
+    follow_up: str = "ignore"  # later items of an alerted story: "ignore" or "notify"
+    on_official: str = "notify"  # an official notice joining a press-only story alerts once more
     source: str = ""  # "path:line" of the rule header, for messages
 
 
@@ -251,6 +253,8 @@ class Alert:
     item_text: str
     published_at: datetime | None
     attempts: int = 0
+    kind: str = "first"  # first | follow_up | confirmed | update
+    sources: tuple[str, ...] = ()  # feeds the story appeared in, first first
 
 
 @dataclass(frozen=True, slots=True)

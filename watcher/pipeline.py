@@ -145,6 +145,8 @@ class Pipeline:
                 last_modified=result.last_modified,
                 next_check_at=next_check,
                 updated=changed,
+                story_window=self.config.stories.window,
+                official_domains=self.config.stories.official_domains,
             )
         )
         bound.info(
@@ -207,6 +209,8 @@ class Pipeline:
             on_update=rule.on_update,
             throttle=throttle,
             silenced_by=_silenced_by(silences, rule.id, item),
+            follow_up=rule.follow_up,
+            on_official=rule.on_official,
         )
 
     async def _match(

@@ -92,6 +92,8 @@ class RuleSpec(BaseModel):
     feed_tags: list[str] = Field(default_factory=list)
     max_age: Duration | None = None
     on_update: Literal["notify", "ignore"] = "ignore"
+    follow_up: Literal["notify", "ignore"] = "ignore"
+    on_official: Literal["notify", "ignore"] = "notify"
     throttle: ThrottleSpec | None = None
     examples: ExamplesSpec = ExamplesSpec()
 
@@ -367,6 +369,8 @@ def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
         enabled=spec.enabled,
         examples=_examples(spec, file, index),
         on_update=spec.on_update,
+        follow_up=spec.follow_up,
+        on_official=spec.on_official,
         throttle_max=spec.throttle.max if spec.throttle else None,
         throttle_seconds=spec.throttle.per.total_seconds() if spec.throttle else None,
         throttle_key=spec.throttle.key if spec.throttle else "rule",

@@ -90,7 +90,7 @@ def test_same_link_in_two_feeds_alerts_once_per_rule(feeds: Store) -> None:
     assert (result.new_items, result.new_matches, result.alerted, result.new_deliveries) == (1, 1, 0, 0)
     [trail] = feeds.explain("y")
     assert trail.matches[0].decision == "duplicate"
-    assert trail.matches[0].reason is not None and trail.matches[0].reason.startswith("duplicate of match #")
+    assert trail.matches[0].reason is not None and trail.matches[0].reason.startswith("duplicate of story ")
     other_rule = save(feeds, [item("z", link, "ftc")], [planned(item("z", link, "ftc"), "other-rule")], "ftc")
     assert other_rule.alerted == 1
 
@@ -232,3 +232,119 @@ def test_keys_for_links(feeds: Store) -> None:
     assert feeds.keys_for_links("cma-news", ["https://example.org/story", "https://example.org/other"]) == {
         "https://example.org/story": "guid-1"
     }
+
+
+def story_item(key: str, feed_id: str, title: str, lead: str, link: str) -> Item:
+    return Item(feed_id, key, title, link, lead, "", T0, content_hash=key)
+
+
+def test_one_story_from_five_feeds_alerts_once_then_confirmation(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        feeds = ["techwire", "dailybiz", "policyblog", "aggregator", "cma-news"]
+        store.sync_feeds([FeedSpec(f, f"https://{f}.example/feed") for f in feeds], T0)
+        press = [
+            story_item(
+                "1",
+                "techwire",
+                "UK regulator seeks views on Microsoft's Mistral AI tie-up",
+                "Britain's competition watchdog is inviting comments on Microsoft's partnership with Mistral AI.",
+                "https://techwire.example/ms-mistral",
+            ),
+            story_item(
+                "2",
+                "dailybiz",
+                "Microsoft's Mistral deal faces CMA scrutiny",
+                "The CMA opened an invitation to comment on Microsoft's partnership with Mistral AI.",
+                "https://dailybiz.example/ms-mistral",
+            ),
+            story_item(
+                "3",
+                "policyblog",
+                "Competition and Markets Authority looks at Microsoft and Mistral AI",
+                "Microsoft's partnership with Mistral AI draws an invitation to comment.",
+                "https://policyblog.example/ms-mistral",
+            ),
+            story_item(
+                "4",
+                "aggregator",
+                "Microsoft, Mistral AI partnership: CMA invitation to comment - Law Times",
+                "CMA invitation to comment on the Microsoft Mistral AI partnership.",
+                "https://aggregator.example/r/1",
+            ),
+        ]
+        official = story_item(
+            "5",
+            "cma-news",
+            "CMA invites comment on Microsoft's partnership with Mistral AI",
+            "The CMA is inviting comments on whether Microsoft's partnership with Mistral AI is a merger.",
+            "https://www.gov.uk/government/news/cma-ms-mistral",
+        )
+
+        def plan(it: Item, follow_up: str = "ignore") -> PlannedMatch:
+            m = Match("itc", it.feed_id, it.item_key, Severity.HIGH, (Reason("title", "Mistral AI", 0, 1),))
+            return PlannedMatch(m, "ITC", ("console",), follow_up=follow_up)
+
+        alerted = []
+        for it in press:
+            result = store.save_poll(
+                it.feed_id,
+                T0,
+                [it],
+                [plan(it), replace(plan(it, "notify"), match=replace(plan(it).match, rule_id="itc-threaded"))],
+                etag=None,
+                last_modified=None,
+                next_check_at=T0,
+            )
+            alerted.append(result.alerted)
+        # Rule "itc": the first item alerts, the others are duplicates of the story.
+        # Rule "itc-threaded" (follow_up = "notify"): one alert, then one follow-up per later item.
+        assert alerted == [2, 1, 1, 1]
+        result = store.save_poll(
+            "cma-news", T0, [official], [plan(official)], etag=None, last_modified=None, next_check_at=T0
+        )
+        assert result.alerted == 1  # "confirmed by an official source"
+        [trail] = store.explain("5")
+        assert trail.matches[0].decision == "alerted" and "confirmed by an official source" in (
+            trail.matches[0].reason or ""
+        )
+        alerts = store.claim_due_deliveries(T0, LEASE, 100)
+        confirmed = [a for a in alerts if a.kind == "confirmed"]
+        assert len(confirmed) == 1 and confirmed[0].sources == tuple(feeds)
+        assert sorted(a.kind for a in alerts if a.rule_id == "itc-threaded") == [
+            "first",
+            "follow_up",
+            "follow_up",
+            "follow_up",
+        ]
+    finally:
+        store.close()
+
+
+def test_same_companies_a_month_apart_are_two_stories(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        store.sync_feeds([FeedSpec("cma-news", "https://x.example/feed")], T0)
+        opened = story_item(
+            "a",
+            "cma-news",
+            "CMA opens merger inquiry into Amazon's partnership with Anthropic",
+            "The CMA has launched a phase 1 merger inquiry into Amazon's partnership with Anthropic.",
+            "https://www.gov.uk/a",
+        )
+        cleared = story_item(
+            "b",
+            "cma-news",
+            "CMA clears Amazon's partnership with Anthropic",
+            "The CMA found Amazon's partnership with Anthropic does not qualify for a merger inquiry.",
+            "https://www.gov.uk/b",
+        )
+        m = lambda it: PlannedMatch(Match("r", it.feed_id, it.item_key, Severity.HIGH, ()), "R", ("console",))  # noqa: E731
+        first = store.save_poll("cma-news", T0, [opened], [m(opened)], etag=None, last_modified=None, next_check_at=T0)
+        later = T0 + timedelta(days=30)
+        second = store.save_poll(
+            "cma-news", later, [cleared], [m(cleared)], etag=None, last_modified=None, next_check_at=later
+        )
+        assert (first.alerted, second.alerted) == (1, 1)
+    finally:
+        store.close()

@@ -167,7 +167,7 @@ def test_every_option_is_in_the_example(model: type) -> None:
         if field.exclude:
             continue
         key = field.alias or name
-        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log"):
+        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories"):
             assert re.search(rf"^\[+{key}[\].]", text, re.M), key
         else:
             assert re.search(rf"^#?\s*{re.escape(key)} = ", text, re.M), f"{model.__name__}.{key} missing"

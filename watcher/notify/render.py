@@ -31,7 +31,8 @@ def _snippet(text: str) -> str:
 def render_alert(alert: Alert) -> Message:
     """Render the default plain-text message for one alert."""
     severity = alert.severity.value.upper()
-    title = f"[{severity}] {_line(alert.rule_title, 120)}: {_line(alert.item_title, 200) or '(untitled)'}"
+    label = {"follow_up": " FOLLOW-UP", "confirmed": " CONFIRMED", "update": " UPDATE"}.get(alert.kind, "")
+    title = f"[{severity}{label}] {_line(alert.rule_title, 120)}: {_line(alert.item_title, 200) or '(untitled)'}"
     lines = [_line(alert.item_title) or "(untitled)"]
     if alert.item_link:
         lines.append(_line(alert.item_link, 500))
@@ -42,6 +43,12 @@ def render_alert(alert: Alert) -> Message:
     lines.append(f"Rule: {alert.rule_id} ({_line(alert.rule_title, 120)}), severity {alert.severity.value}")
     if alert.reasons:
         lines.append("Why: " + "; ".join(_line(r, 120) for r in alert.reasons[:8]))
+    if alert.kind == "confirmed":
+        lines.append(f"Confirmed by an official source: {_line(alert.feed_title, 120)}")
+    if len(alert.sources) > 1:
+        lines.append(
+            f"Reported by {len(alert.sources)} sources: " + ", ".join(_line(x, 60) for x in alert.sources[:12])
+        )
     snippet = _snippet(alert.item_text)
     if snippet:
         lines.extend(["", snippet])

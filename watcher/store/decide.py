@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from watcher.model import DeliveryStatus, Item, Match
 from watcher.store.schema import AlertKeyRow, DeliveryRow, ItemRow, MatchRow
+from watcher.stories import StoryView
 
 ALERTED = "alerted"
 DUPLICATE = "duplicate"
@@ -45,6 +46,8 @@ class PlannedMatch:
     on_update: str = "ignore"
     throttle: Throttle | None = None
     silenced_by: str | None = None  # why, when an active silence covers it
+    follow_up: str = "ignore"  # later items of an alerted story: "ignore" or "notify"
+    on_official: str = "notify"  # an official source joining a press-only story: "notify" or "ignore"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ def record_matches(
     planned: Sequence[PlannedMatch],
     items: Mapping[str, Item],
     rows: Mapping[str, tuple[int, int, bool]],  # item key -> (item id, revision, is an update)
+    stories: Mapping[str, StoryView],
 ) -> Recorded:
     matches = alerted = deliveries = 0
     todo = sorted(
@@ -82,7 +86,8 @@ def record_matches(
     for p in todo:
         item = items[p.match.item_key]
         item_id, revision, is_update = rows[item.item_key]
-        fp = stage_fingerprint(item, p.match) if is_update else fingerprint(item)
+        story = stories.get(item.item_key)
+        fp = stage_fingerprint(item, p.match) if is_update else story_key(item, story)
         match_id = s.execute(
             insert(MatchRow)
             .values(
@@ -95,6 +100,7 @@ def record_matches(
                 reasons=[str(r) for r in p.match.reasons],
                 matched_at=now,
                 decision=ALERTED,
+                story_id=story.id if story else None,
             )
             .on_conflict_do_nothing(index_elements=["rule_id", "item_id", "revision"])
             .returning(col(MatchRow.id))
@@ -102,13 +108,14 @@ def record_matches(
         if match_id is None:
             continue  # another replica recorded this very match
         matches += 1
-        decision, reason = _decide(s, insert, now, p, fp, match_id, is_update)
-        if decision != ALERTED:
+        decision, reason, kind = _decide(s, insert, now, p, fp, match_id, is_update, story, item_id)
+        if decision != ALERTED or kind != "first":
             s.execute(
                 MatchRow.__table__.update()  # type: ignore[attr-defined]
                 .where(MatchRow.__table__.c.id == match_id)  # type: ignore[attr-defined]
-                .values(decision=decision, decision_reason=reason)
+                .values(decision=decision, decision_reason=reason, alert_kind=kind)
             )
+        if decision != ALERTED:
             continue
         alerted += 1
         if p.channels:
@@ -133,19 +140,43 @@ def record_matches(
     return Recorded(matches, alerted, deliveries)
 
 
+def story_key(item: Item, story: StoryView | None) -> str:
+    """What "once" is counted over: the story when the item has one, else its link or key."""
+    return f"story:{story.id}" if story is not None else fingerprint(item)
+
+
 def _decide(
-    s: Session, insert: Callable[[Any], Any], now: datetime, p: PlannedMatch, fp: str, match_id: int, is_update: bool
-) -> tuple[str, str | None]:
+    s: Session,
+    insert: Callable[[Any], Any],
+    now: datetime,
+    p: PlannedMatch,
+    fp: str,
+    match_id: int,
+    is_update: bool,
+    story: StoryView | None,
+    item_id: int,
+) -> tuple[str, str | None, str]:
+    """(decision, reason, alert kind) for one recorded match."""
     rule_id = p.match.rule_id
+    kind = "update" if is_update else "first"
+    reason: str | None = None
     if is_update and p.on_update != "notify":
-        return UPDATE_IGNORED, 'the item was edited; the rule has on_update = "ignore"'
+        return UPDATE_IGNORED, 'the item was edited; the rule has on_update = "ignore"', kind
     if p.silenced_by:
-        return SILENCED, p.silenced_by
-    first = s.execute(
-        select(col(AlertKeyRow.match_id)).where(col(AlertKeyRow.rule_id) == rule_id, col(AlertKeyRow.fingerprint) == fp)
-    ).scalar_one_or_none()
+        return SILENCED, p.silenced_by, kind
+    first = _alert_key(s, rule_id, fp)
     if first is not None:
-        return DUPLICATE, f"duplicate of match #{first}: this story already alerted for this rule"
+        if story is not None and story.became_official and p.on_official == "notify":
+            fp, kind = f"{fp}#confirmed", "confirmed"
+            reason = f"confirmed by an official source ({p.match.feed_id}) after match #{first} alerted"
+        elif story is not None and p.follow_up == "notify":
+            fp, kind = f"{fp}#item:{item_id}", "follow_up"
+            reason = f"follow-up to match #{first}: story {story.id} now has {len(story.sources)} sources"
+        else:
+            where = f"story {story.id}" if story is not None else "this story"
+            return DUPLICATE, f"duplicate of {where}, already alerted for this rule as match #{first}", kind
+        if _alert_key(s, rule_id, fp) is not None:
+            return DUPLICATE, f"duplicate: the {kind.replace('_', '-')} alert for this story already went out", kind
     if p.throttle is not None:
         stmt = (
             select(func.count())
@@ -161,10 +192,8 @@ def _decide(
         count = int(s.execute(stmt).scalar_one())
         if count >= p.throttle.max_alerts:
             scope = f" from feed {p.match.feed_id}" if p.throttle.key == "feed" else ""
-            return (
-                THROTTLED,
-                f"{count} alerts{scope} within {_human(p.throttle.per)}; the rule allows {p.throttle.max_alerts}",
-            )
+            window = _human(p.throttle.per)
+            return THROTTLED, f"{count} alerts{scope} within {window}; the rule allows {p.throttle.max_alerts}", kind
     won = s.execute(
         insert(AlertKeyRow)
         .values(rule_id=rule_id, fingerprint=fp, match_id=match_id, created_at=now)
@@ -172,8 +201,15 @@ def _decide(
         .returning(col(AlertKeyRow.match_id))
     ).scalar_one_or_none()
     if won is None:  # a replica alerted the same story a moment ago
-        return DUPLICATE, "duplicate: this story already alerted for this rule"
-    return ALERTED, None
+        return DUPLICATE, "duplicate: this story already alerted for this rule", kind
+    return ALERTED, reason, kind
+
+
+def _alert_key(s: Session, rule_id: str, fp: str) -> int | None:
+    found = s.execute(
+        select(col(AlertKeyRow.match_id)).where(col(AlertKeyRow.rule_id) == rule_id, col(AlertKeyRow.fingerprint) == fp)
+    ).scalar_one_or_none()
+    return int(found) if found is not None else None
 
 
 def _human(delta: timedelta) -> str:

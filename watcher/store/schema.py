@@ -59,7 +59,12 @@ class FeedRow(SQLModel, table=True):
 
 class ItemRow(SQLModel, table=True):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "item_key", name="uq_items_feed_key"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "item_key", name="uq_items_feed_key"),
+        # Link lookups: a story by exact link, a feed that changes guids (keys_for_links).
+        Index("ix_items_feed_link", "feed_id", "link"),
+        Index("ix_items_link", "link"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     feed_id: str = Field(foreign_key="feeds.id", max_length=64)
@@ -101,6 +106,50 @@ class MatchRow(SQLModel, table=True):
     matched_at: datetime | None = _ts(nullable=False, index=True)
     decision: str = Field(default="alerted", max_length=24)
     decision_reason: str | None = Field(default=None, sa_column=Column(Text))
+    story_id: int | None = Field(default=None)
+    alert_kind: str = Field(default="first", max_length=16)  # first | follow_up | confirmed | update
+
+
+class StoryRow(SQLModel, table=True):
+    """Items from any feed that report the same event (see watcher/stories.py)."""
+
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = _ts(nullable=False)
+    last_seen_at: datetime | None = _ts(nullable=False, index=True)
+    is_official: bool = Field(default=False)
+
+
+class StoryItemRow(SQLModel, table=True):
+    """Which story an item belongs to, with the features it was clustered on."""
+
+    __tablename__ = "story_items"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    feed_id: str = Field(max_length=64)
+    is_official: bool = Field(default=False)
+    words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    parties: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    added_at: datetime | None = _ts(nullable=False)
+
+
+class StoryTermRow(SQLModel, table=True):
+    """The clustering index: distinctive word -> recent items. Looked up by term within the
+    story window, so clustering costs index lookups, never a scan of history."""
+
+    __tablename__ = "story_terms"
+    __table_args__ = (
+        Index("ix_story_terms_term_seen", "term", "seen_at"),
+        Index("ix_story_terms_seen", "seen_at"),  # pruning what fell out of the window
+    )
+
+    term: str = Field(primary_key=True, max_length=64)
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    story_id: int = Field(foreign_key="stories.id")
+    seen_at: datetime | None = _ts(nullable=False)
 
 
 class AlertKeyRow(SQLModel, table=True):

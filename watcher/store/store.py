@@ -24,9 +24,11 @@ from sqlmodel import Session, col
 
 from watcher.errors import StoreError
 from watcher.model import Alert, DeliveryStatus, Item, Severity
+from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
-from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow, MatchRow
+from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
 from watcher.store.silences import SilenceQueries
+from watcher.stories import OFFICIAL_DOMAINS
 
 # SQLite allows 32766 bound parameters per statement; items have 13 columns.
 _CHUNK = 500
@@ -339,6 +341,8 @@ class Store(SilenceQueries):
         last_modified: str | None,
         next_check_at: datetime,
         updated: Sequence[Item] = (),
+        story_window: timedelta = timedelta(days=7),
+        official_domains: Sequence[str] = OFFICIAL_DOMAINS,
     ) -> SaveResult:
         """Record one successful poll in one transaction: new and edited items, every match with
         its decision, and outbox rows for what alerted.
@@ -356,7 +360,10 @@ class Store(SilenceQueries):
             rows = {key: (id_, 1, False) for key, id_ in new_ids.items()}
             rows.update(self._update_items(s, feed_id, now, updated))
             by_key = {i.item_key: i for i in (*items, *updated)}
-            recorded = record_matches(s, self._insert, now, planned, by_key, rows)
+            stories = assign_stories(
+                s, self._insert, now, story_window, [(by_key[k], id_) for k, id_ in new_ids.items()], official_domains
+            )
+            recorded = record_matches(s, self._insert, now, planned, by_key, rows, stories)
             return SaveResult(
                 len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted
             )
@@ -501,6 +508,17 @@ class Store(SilenceQueries):
             .where(col(DeliveryRow.id).in_(delivery_ids))
             .order_by(col(DeliveryRow.id))
         ).all()
+        story_ids = {m.story_id for _, m, _, _ in rows if m.story_id is not None}
+        sources: dict[int, list[str]] = {}
+        if story_ids:
+            for story_id, feed_id in s.execute(
+                select(col(StoryItemRow.story_id), col(StoryItemRow.feed_id))
+                .where(col(StoryItemRow.story_id).in_(story_ids))
+                .order_by(col(StoryItemRow.added_at), col(StoryItemRow.item_id))
+            ).all():
+                found = sources.setdefault(story_id, [])
+                if feed_id not in found:
+                    found.append(feed_id)
         return [
             Alert(
                 delivery_id=d.id or 0,
@@ -516,6 +534,8 @@ class Store(SilenceQueries):
                 item_text=(i.summary or i.content)[:1000],
                 published_at=i.published_at,
                 attempts=d.attempts,
+                kind=m.alert_kind,
+                sources=tuple(sources.get(m.story_id, ())) if m.story_id is not None else (),
             )
             for d, m, i, f in rows
         ]
