@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-stories clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -29,6 +29,9 @@ test: lint
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+bench-stories: $(BIN)/.installed
+	$(BIN)/python -m bench.stories
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
