@@ -348,3 +348,14 @@ def test_same_companies_a_month_apart_are_two_stories(db_url: str) -> None:
         assert (first.alerted, second.alerted) == (1, 1)
     finally:
         store.close()
+
+
+def test_purged_items_stay_known(feeds: Store) -> None:
+    it = replace(item("old", "https://example.org/old"), content_hash="h-old")
+    assert save(feeds, [it], [planned(it)]).alerted == 1
+    assert feeds.purge_text(T0 + timedelta(seconds=1)) == 1
+    assert feeds.item_versions("cma-news", ["old"]) == {"old": ("h-old", None)}
+    again = save(feeds, [it], [planned(it)])
+    assert (again.new_items, again.updated_items, again.alerted) == (0, 0, 0)
+    [trail] = feeds.explain("old")
+    assert trail.title == "Title old" and trail.matches[0].decision == "alerted"

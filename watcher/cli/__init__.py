@@ -23,6 +23,7 @@ from watcher.cli.common import Ctx, out, print_json, when
 from watcher.cli.rules import load_and_report, rules, save
 from watcher.cli.silence import silence
 from watcher.config import load_config
+from watcher.duration import parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure_logging
 from watcher.model import DeliveryStatus
@@ -301,6 +302,29 @@ def alerts_retry(obj: Ctx, ids: tuple[int, ...], retry_all: bool) -> None:
     finally:
         store.close()
     out.print(f"{count} deliveries queued again")
+
+
+@cli.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION", help="Age of items to purge: 180d...")
+@click.pass_obj
+def purge(obj: Ctx, older_than: str) -> None:
+    """Drop the text of old items to save space; their keys stay, so they never alert again.
+
+    \b
+    Example:
+      watcher purge --older-than 180d
+    """
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    loaded = obj.load()
+    store = Store.open(loaded.config.database.url)
+    try:
+        count = store.purge_text(utcnow() - age)
+    finally:
+        store.close()
+    out.print(f"purged the text of {count} items; their keys are kept")
 
 
 @cli.command("notify-test")

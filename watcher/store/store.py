@@ -433,6 +433,18 @@ class Store(SilenceQueries):
             new_ids.update({key: id_ for id_, key in result.all()})
         return new_ids
 
+    def purge_text(self, before: datetime) -> int:
+        """Drop the text of items first seen before ``before``; keys, links and hashes stay as
+        tombstones, so a purged item re-served by its feed is still known and never alerts again."""
+        with self._session() as s:
+            result = s.execute(
+                update(ItemRow)
+                .where(col(ItemRow.first_seen_at) < before)
+                .where(or_(col(ItemRow.summary) != "", col(ItemRow.content) != "", col(ItemRow.article) != ""))
+                .values(summary="", content="", article="")
+            )
+            return _rowcount(result)
+
     # -- articles ----------------------------------------------------------------------------
 
     def cached_articles(
