@@ -27,6 +27,16 @@ class Severity(enum.StrEnum):
 _SEVERITY_ORDER = list(Severity)
 
 
+class Decision(enum.StrEnum):
+    """What was done with a match; recorded on every match row (see docs/rules.md)."""
+
+    ALERTED = "alerted"
+    DUPLICATE = "duplicate"
+    SILENCED = "silenced"
+    THROTTLED = "throttled"
+    UPDATE_IGNORED = "update_ignored"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"

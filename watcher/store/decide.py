@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from watcher.model import DeliveryStatus, Item, Match
+from watcher.model import Decision, DeliveryStatus, Item, Match
 from watcher.store.schema import AlertKeyRow, DeliveryRow, ItemRow, MatchRow
 from watcher.stories import StoryView
 
-ALERTED = "alerted"
-DUPLICATE = "duplicate"
-SILENCED = "silenced"
-THROTTLED = "throttled"
-UPDATE_IGNORED = "update_ignored"
+ALERTED = Decision.ALERTED.value
+DUPLICATE = Decision.DUPLICATE.value
+SILENCED = Decision.SILENCED.value
+THROTTLED = Decision.THROTTLED.value
+UPDATE_IGNORED = Decision.UPDATE_IGNORED.value
 
 
 @dataclass(frozen=True, slots=True)
