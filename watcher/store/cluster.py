@@ -75,12 +75,10 @@ def assign_stories(
         )
         terms = sorted(words, key=len, reverse=True)[:MAX_TERMS]
         if terms:
+            # Parameters as a list (executemany): one cached statement, not one compiled per item.
             s.execute(
-                insert(StoryTermRow)
-                .values(
-                    [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)]
-                )
-                .on_conflict_do_nothing(index_elements=["term", "item_id"])
+                insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"]),
+                [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)],
             )
         sources = s.execute(
             select(col(StoryItemRow.feed_id), func.min(col(StoryItemRow.added_at)))
