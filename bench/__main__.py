@@ -154,8 +154,8 @@ def bench_steady_state(rows: list[tuple[str, str, str, str]]) -> None:
             pipeline = Pipeline(config, rules, store, fetcher, clock=lambda: clock[0])
             if naive:
                 # Naive order: match every entry of the feed, then let the store drop the known ones.
-                original = store.known_keys
-                store.known_keys = lambda feed_id, keys: set()  # type: ignore[method-assign]
+                original = store.item_versions
+                store.item_versions = lambda feed_id, keys: {}  # type: ignore[method-assign]
             spent = 0.0
             for _ in range(polls):
                 state = store.feed_state("cma")
@@ -167,7 +167,7 @@ def bench_steady_state(rows: list[tuple[str, str, str, str]]) -> None:
                 spent += time.perf_counter() - start
                 clock[0] += timedelta(minutes=1)  # one new entry per poll
             if naive:
-                store.known_keys = original  # type: ignore[method-assign]
+                store.item_versions = original  # type: ignore[method-assign]
             await fetcher.aclose()
             return spent
 

@@ -286,21 +286,6 @@ class Store(SilenceQueries):
             count = s.execute(select(col(FeedRow.error_count)).where(col(FeedRow.id) == feed_id)).scalar_one_or_none()
             return int(count or 0)
 
-    def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` this feed already holds. Lets the pipeline match only what is new."""
-        found: set[str] = set()
-        with self._session() as s:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = list(keys[i : i + _CHUNK])
-                found.update(
-                    s.execute(
-                        select(col(ItemRow.item_key))
-                        .where(col(ItemRow.feed_id) == feed_id)
-                        .where(col(ItemRow.item_key).in_(chunk))
-                    ).scalars()
-                )
-        return found
-
     def item_versions(self, feed_id: str, keys: Sequence[str]) -> dict[str, tuple[str, datetime | None]]:
         """(content hash, publisher's updated time) of each of ``keys`` this feed already holds."""
         found: dict[str, tuple[str, datetime | None]] = {}
