@@ -105,5 +105,8 @@ def test_five_sources_one_story(
     trail = json.loads(run_cli(capsys, "--config", str(config), "alerts", "--explain", SOURCES[2][1], "--json").out)
     decisions = {m["rule_id"]: m["decision"] for m in trail[0]["matches"]}
     assert decisions == {"itc": "duplicate", "itc-threaded": "alerted"}
+    assert trail[0]["story_sources"] == [feed_id for feed_id, *_ in SOURCES]  # all five sources
+    text = run_cli(capsys, "--config", str(config), "alerts", "--explain", SOURCES[4][1]).out
+    assert "reported by 5: techwire, dailybiz, policyblog, aggregator, cma-news" in text
     out = run_cli(capsys, "--config", str(config), "poll", "--once", "--feed", "cma-news").out
     assert "Reported by" not in out  # nothing new: no repeat

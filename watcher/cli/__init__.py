@@ -270,6 +270,8 @@ def _explain(trails: list[ItemTrail], needle: str, as_json: bool) -> None:
         out.print(f"[bold]{escape(t.title)}[/]  ({t.feed_id}, item {t.item_id}, revision {t.revision})")
         out.print(f"  key {escape(t.item_key)}  link {escape(t.link or '-')}")
         out.print(f"  first seen {when(t.first_seen_at)}, last changed {when(t.changed_at)}")
+        if t.story_id is not None:
+            out.print(f"  story {t.story_id}, reported by {len(t.story_sources)}: {', '.join(t.story_sources)}")
         if not t.matches:
             out.print("  no rule matched it")
         for m in t.matches:

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Silence
-from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, SilenceRow
+from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, SilenceRow, StoryItemRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,8 @@ class ItemTrail:
     first_seen_at: datetime | None
     changed_at: datetime | None
     matches: tuple[MatchTrail, ...]
+    story_id: int | None = None
+    story_sources: tuple[str, ...] = ()  # feeds the item's story appeared in, first first
 
 
 def _silence(row: SilenceRow) -> Silence:
@@ -128,6 +130,18 @@ class SilenceQueries:
                     tuple(f"{ch}: {st}" for ch, st in deliveries),
                 )
             )
+        story_id = s.execute(
+            select(col(StoryItemRow.story_id)).where(col(StoryItemRow.item_id) == item.id)
+        ).scalar_one_or_none()
+        sources: list[str] = []
+        if story_id is not None:
+            for (feed_id,) in s.execute(
+                select(col(StoryItemRow.feed_id))
+                .where(col(StoryItemRow.story_id) == story_id)
+                .order_by(col(StoryItemRow.added_at), col(StoryItemRow.item_id))
+            ).all():
+                if feed_id not in sources:
+                    sources.append(feed_id)
         return ItemTrail(
             item.id or 0,
             item.feed_id,
@@ -138,4 +152,6 @@ class SilenceQueries:
             item.first_seen_at,
             item.changed_at,
             tuple(trails),
+            story_id,
+            tuple(sources),
         )
