@@ -85,24 +85,21 @@ class Daemon:
             self._install_signals()
             self.scheduler = AsyncIOScheduler(timezone="UTC")
             now = self.clock()
-            self.scheduler.add_job(
-                self._poll_job,
-                "interval",
-                seconds=config.poll.check_every.total_seconds(),
-                id="poll_due_feeds",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
+            jobs = (
+                ("poll_due_feeds", self._poll_job, config.poll.check_every),
+                ("drain_outbox", self._drain_job, config.delivery.check_every),
             )
-            self.scheduler.add_job(
-                self._drain_job,
-                "interval",
-                seconds=config.delivery.check_every.total_seconds(),
-                id="drain_outbox",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-            )
+            for job_id, job, every in jobs:
+                # One run at a time, and a late run is one run, however many ticks it missed.
+                self.scheduler.add_job(
+                    job,
+                    "interval",
+                    seconds=every.total_seconds(),
+                    id=job_id,
+                    next_run_time=now,
+                    max_instances=1,
+                    coalesce=True,
+                )
             self.scheduler.start()
             log.info(
                 "daemon.started",
