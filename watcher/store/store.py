@@ -8,7 +8,7 @@ Every method takes ``now`` from the caller, so tests control time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,10 +23,11 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col
 
 from watcher.errors import StoreError
-from watcher.model import Alert, DeliveryStatus, Item, Severity
+from watcher.model import Item
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
-from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
+from watcher.store.outbox_queries import OutboxQueries
+from watcher.store.schema import ArticleRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
 from watcher.stories import OFFICIAL_DOMAINS
 
@@ -80,23 +81,6 @@ class FeedStatus:
     last_error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AlertStatus:
-    delivery_id: int
-    rule_id: str
-    severity: str
-    item_title: str
-    item_link: str | None
-    feed_id: str
-    channel: str
-    status: str
-    attempts: int
-    last_error: str | None
-    created_at: datetime | None
-    sent_at: datetime | None
-    next_attempt_at: datetime | None
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT (used by dry runs): take it over.
     dbapi_conn.isolation_level = None
@@ -140,7 +124,7 @@ def migrate(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class Store(SilenceQueries):
+class Store(OutboxQueries, SilenceQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
@@ -459,111 +443,6 @@ class Store(SilenceQueries):
             stmt = self._insert(ArticleRow).values(url=url, **values)
             s.execute(stmt.on_conflict_do_update(index_elements=["url"], set_=values))
 
-    # -- outbox ------------------------------------------------------------------------------
-
-    def claim_due_deliveries(
-        self, now: datetime, lease: timedelta, limit: int = 50, *, exclude: Collection[int] = ()
-    ) -> list[Alert]:
-        """Claim due pending deliveries; a crashed sender's claim expires after ``lease``.
-
-        ``exclude``: rows already tried in this drain, so a retry due at once waits for the next one.
-        """
-        with self._session() as s:
-            stmt = (
-                select(col(DeliveryRow.id))
-                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                .where(col(DeliveryRow.next_attempt_at) <= now)
-            )
-            if exclude:
-                stmt = stmt.where(col(DeliveryRow.id).not_in(list(exclude)))
-            due = (
-                s.execute(stmt.order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
-                .scalars()
-                .all()
-            )
-            claimed = []
-            for delivery_id in due:
-                result = s.execute(
-                    update(DeliveryRow)
-                    .where(col(DeliveryRow.id) == delivery_id)
-                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                    .where(col(DeliveryRow.next_attempt_at) <= now)
-                    .values(next_attempt_at=now + lease)
-                )
-                if _rowcount(result) == 1:
-                    claimed.append(delivery_id)
-            return self._alerts(s, claimed)
-
-    def _alerts(self, s: Session, delivery_ids: Sequence[int]) -> list[Alert]:
-        if not delivery_ids:
-            return []
-        rows = s.execute(
-            select(DeliveryRow, MatchRow, ItemRow, FeedRow)
-            .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
-            .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
-            .join(FeedRow, col(FeedRow.id) == col(ItemRow.feed_id))
-            .where(col(DeliveryRow.id).in_(delivery_ids))
-            .order_by(col(DeliveryRow.id))
-        ).all()
-        story_ids = {m.story_id for _, m, _, _ in rows if m.story_id is not None}
-        sources: dict[int, list[str]] = {}
-        if story_ids:
-            for story_id, feed_id in s.execute(
-                select(col(StoryItemRow.story_id), col(StoryItemRow.feed_id))
-                .where(col(StoryItemRow.story_id).in_(story_ids))
-                .order_by(col(StoryItemRow.added_at), col(StoryItemRow.item_id))
-            ).all():
-                found = sources.setdefault(story_id, [])
-                if feed_id not in found:
-                    found.append(feed_id)
-        return [
-            Alert(
-                delivery_id=d.id or 0,
-                channel=d.channel,
-                rule_id=m.rule_id,
-                rule_title=m.rule_title,
-                severity=Severity(m.severity),
-                reasons=tuple(m.reasons),
-                feed_id=f.id,
-                feed_title=f.title or f.id,
-                item_title=i.title,
-                item_link=i.link,
-                item_text=(i.summary or i.content)[:1000],
-                published_at=i.published_at,
-                attempts=d.attempts,
-                kind=m.alert_kind,
-                sources=tuple(sources.get(m.story_id, ())) if m.story_id is not None else (),
-            )
-            for d, m, i, f in rows
-        ]
-
-    def mark_sent(self, delivery_id: int, now: datetime) -> None:
-        self._finish(delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
-
-    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
-        self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
-
-    def mark_failed(self, delivery_id: int, error: str) -> None:
-        self._finish(delivery_id, status=DeliveryStatus.FAILED, last_error=error)
-
-    def _finish(self, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
-        with self._session() as s:
-            s.execute(
-                update(DeliveryRow)
-                .where(col(DeliveryRow.id) == delivery_id)
-                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
-            )
-
-    def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
-        """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None)."""
-        with self._session() as s:
-            stmt = update(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
-            if delivery_ids is not None:
-                stmt = stmt.where(col(DeliveryRow.id).in_(delivery_ids))
-            result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
-            return _rowcount(result)
-
     def items_since(self, since: datetime, *, limit: int = 100_000) -> list[Item]:
         """Items first seen since ``since``, oldest first, for backtests."""
         with self._session() as s:
@@ -614,41 +493,6 @@ class Store(SilenceQueries):
                 )
                 for r in rows
             ]
-
-    def alert_statuses(self, *, limit: int = 50, status: DeliveryStatus | None = None) -> list[AlertStatus]:
-        with self._session() as s:
-            stmt = (
-                select(DeliveryRow, MatchRow, ItemRow)
-                .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
-                .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
-                .order_by(col(DeliveryRow.id).desc())
-                .limit(limit)
-            )
-            if status is not None:
-                stmt = stmt.where(col(DeliveryRow.status) == status.value)
-            return [
-                AlertStatus(
-                    d.id or 0,
-                    m.rule_id,
-                    m.severity,
-                    i.title,
-                    i.link,
-                    i.feed_id,
-                    d.channel,
-                    d.status,
-                    d.attempts,
-                    d.last_error,
-                    d.created_at,
-                    d.sent_at,
-                    d.next_attempt_at,
-                )
-                for d, m, i in s.execute(stmt).all()
-            ]
-
-    def count_deliveries(self) -> dict[str, int]:
-        with self._session() as s:
-            rows = s.execute(select(col(DeliveryRow.status), func.count()).group_by(col(DeliveryRow.status))).all()
-            return {str(k): int(v) for k, v in rows}
 
     def count_items(self, feed_id: str | None = None) -> int:
         with self._session() as s:

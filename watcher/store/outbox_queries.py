@@ -1,0 +1,183 @@
+"""Outbox queries: claim due deliveries, record how a send went, and the alerts view.
+
+Mixed into ``Store``; like the rest of the store, the only code that writes these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session, col
+
+from watcher.model import Alert, DeliveryStatus, Severity
+from watcher.store.schema import DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStatus:
+    delivery_id: int
+    rule_id: str
+    severity: str
+    item_title: str
+    item_link: str | None
+    feed_id: str
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class OutboxQueries:
+    """Mixed into Store; relies on its session."""
+
+    _session: Callable[[], AbstractContextManager[Session]]
+
+    def claim_due_deliveries(
+        self, now: datetime, lease: timedelta, limit: int = 50, *, exclude: Collection[int] = ()
+    ) -> list[Alert]:
+        """Claim due pending deliveries; a crashed sender's claim expires after ``lease``.
+
+        ``exclude``: rows already tried in this drain, so a retry due at once waits for the next one.
+        """
+        with self._session() as s:
+            stmt = (
+                select(col(DeliveryRow.id))
+                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .where(col(DeliveryRow.next_attempt_at) <= now)
+            )
+            if exclude:
+                stmt = stmt.where(col(DeliveryRow.id).not_in(list(exclude)))
+            due = (
+                s.execute(stmt.order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
+                .scalars()
+                .all()
+            )
+            claimed = []
+            for delivery_id in due:
+                result = s.execute(
+                    update(DeliveryRow)
+                    .where(col(DeliveryRow.id) == delivery_id)
+                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                    .where(col(DeliveryRow.next_attempt_at) <= now)
+                    .values(next_attempt_at=now + lease)
+                )
+                if _rowcount(result) == 1:
+                    claimed.append(delivery_id)
+            return self._alerts(s, claimed)
+
+    def _alerts(self, s: Session, delivery_ids: Sequence[int]) -> list[Alert]:
+        if not delivery_ids:
+            return []
+        rows = s.execute(
+            select(DeliveryRow, MatchRow, ItemRow, FeedRow)
+            .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+            .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
+            .join(FeedRow, col(FeedRow.id) == col(ItemRow.feed_id))
+            .where(col(DeliveryRow.id).in_(delivery_ids))
+            .order_by(col(DeliveryRow.id))
+        ).all()
+        story_ids = {m.story_id for _, m, _, _ in rows if m.story_id is not None}
+        sources: dict[int, list[str]] = {}
+        if story_ids:
+            for story_id, feed_id in s.execute(
+                select(col(StoryItemRow.story_id), col(StoryItemRow.feed_id))
+                .where(col(StoryItemRow.story_id).in_(story_ids))
+                .order_by(col(StoryItemRow.added_at), col(StoryItemRow.item_id))
+            ).all():
+                found = sources.setdefault(story_id, [])
+                if feed_id not in found:
+                    found.append(feed_id)
+        return [
+            Alert(
+                delivery_id=d.id or 0,
+                channel=d.channel,
+                rule_id=m.rule_id,
+                rule_title=m.rule_title,
+                severity=Severity(m.severity),
+                reasons=tuple(m.reasons),
+                feed_id=f.id,
+                feed_title=f.title or f.id,
+                item_title=i.title,
+                item_link=i.link,
+                item_text=(i.summary or i.content)[:1000],
+                published_at=i.published_at,
+                attempts=d.attempts,
+                kind=m.alert_kind,
+                sources=tuple(sources.get(m.story_id, ())) if m.story_id is not None else (),
+            )
+            for d, m, i, f in rows
+        ]
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
+
+    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        self._finish(delivery_id, status=DeliveryStatus.FAILED, last_error=error)
+
+    def _finish(self, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
+        with self._session() as s:
+            s.execute(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.id) == delivery_id)
+                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
+            )
+
+    def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
+        """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None)."""
+        with self._session() as s:
+            stmt = update(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
+            if delivery_ids is not None:
+                stmt = stmt.where(col(DeliveryRow.id).in_(delivery_ids))
+            result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
+            return _rowcount(result)
+
+    def alert_statuses(self, *, limit: int = 50, status: DeliveryStatus | None = None) -> list[AlertStatus]:
+        with self._session() as s:
+            stmt = (
+                select(DeliveryRow, MatchRow, ItemRow)
+                .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+                .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
+                .order_by(col(DeliveryRow.id).desc())
+                .limit(limit)
+            )
+            if status is not None:
+                stmt = stmt.where(col(DeliveryRow.status) == status.value)
+            return [
+                AlertStatus(
+                    d.id or 0,
+                    m.rule_id,
+                    m.severity,
+                    i.title,
+                    i.link,
+                    i.feed_id,
+                    d.channel,
+                    d.status,
+                    d.attempts,
+                    d.last_error,
+                    d.created_at,
+                    d.sent_at,
+                    d.next_attempt_at,
+                )
+                for d, m, i in s.execute(stmt).all()
+            ]
+
+    def count_deliveries(self) -> dict[str, int]:
+        with self._session() as s:
+            rows = s.execute(select(col(DeliveryRow.status), func.count()).group_by(col(DeliveryRow.status))).all()
+            return {str(k): int(v) for k, v in rows}
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
