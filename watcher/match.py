@@ -15,7 +15,7 @@ import bisect
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -26,7 +26,6 @@ from watcher.model import (
     TEXT_FIELDS,
     And,
     Condition,
-    Example,
     Item,
     Match,
     Meta,
@@ -458,37 +457,3 @@ def _dedupe(reasons: list[Reason]) -> list[Reason]:
 def match_items(items: Iterable[Item], rules: RuleSet) -> list[Match]:
     """Match every item against every rule; deterministic order (items, then rules)."""
     return rules.match_all(items)
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleResult:
-    rule: Rule
-    example: Example
-    fired: bool
-
-    @property
-    def ok(self) -> bool:
-        return self.fired == self.example.expect_match
-
-
-def example_item(example: Example, index: int) -> Item:
-    return Item(
-        feed_id=example.feed,
-        item_key=f"example-{index}",
-        title=example.title,
-        link=example.link,
-        summary=example.summary,
-        content=example.content,
-        published_at=None,
-    )
-
-
-def run_examples(rules: Sequence[Rule]) -> list[ExampleResult]:
-    """Run every rule's own examples through the real engine, rule by rule."""
-    results = []
-    for rule in rules:
-        single = RuleSet([replace(rule, enabled=True)])
-        for index, example in enumerate(rule.examples):
-            fired = bool(single.match(example_item(example, index), feed_tags=example.feed_tags))
-            results.append(ExampleResult(rule, example, fired))
-    return results

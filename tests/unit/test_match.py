@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from watcher.examples import run_examples
 from watcher.fold import fold
-from watcher.match import RuleSet, match_items, run_examples
+from watcher.match import RuleSet, match_items
 from watcher.model import Item, Rule
 from watcher.rules import load_rules
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from watcher.examples import run_examples
 from watcher.feeds.normalise import normalise_feed
 from watcher.feeds.parse import parse_feed
-from watcher.match import RuleSet, run_examples
+from watcher.match import RuleSet
 from watcher.model import And, Condition, Item, Meta, Not, Or, Rule
 from watcher.rules import load_rules, rule_files
 

@@ -21,9 +21,10 @@ from watcher.cli.common import Ctx, out, print_json, when
 from watcher.config import load_config
 from watcher.duration import parse_duration
 from watcher.errors import ConfigError, FetchError, RuleError
+from watcher.examples import run_examples
 from watcher.feeds.fetch import Fetcher, FetchPolicy
 from watcher.inputs import META_SUFFIX, Input, input_files, read_inputs
-from watcher.match import RuleSet, run_examples
+from watcher.match import RuleSet
 from watcher.model import Item, Match, Rule
 from watcher.rules import json_schema, load_rules, rule_files
 from watcher.store.decide import fingerprint
