@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from watcher.duration import Duration
 from watcher.errors import ConfigError
-from watcher.model import Channel
+from watcher.model import Channel, Route, Severity
 from watcher.redact import Redactor
 from watcher.stories import OFFICIAL_DOMAINS
 from watcher.tomlmap import KeyLines, Loc, first_error, load_toml
@@ -102,7 +102,20 @@ class ChannelConfig(_Section):
     type: Literal["apprise", "console"] = "apprise"
     urls: list[str] = Field(default_factory=list)
     urls_file: Path | None = None
+    min_severity: Severity | None = None
     enabled: bool = True
+
+
+class RouteConfig(_Section):
+    name: str = ""
+    channels: list[Slug] = Field(min_length=1)
+    severity: Severity | None = None
+    rules: list[str] = Field(default_factory=list)
+    rule_tags: list[str] = Field(default_factory=list)
+    feed_tags: list[str] = Field(default_factory=list)
+    continue_: bool = Field(default=False, alias="continue")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Config(_Section):
@@ -115,10 +128,13 @@ class Config(_Section):
     stories: StoriesConfig = StoriesConfig()
     feeds: list[FeedConfig] = Field(default_factory=list, alias="feed")
     channels: dict[Slug, ChannelConfig] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list, alias="route")
 
     # Filled by load_config; not part of the file.
     path: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
     resolved_channels: dict[str, Channel] = Field(default_factory=dict, exclude=True)
+    resolved_routes: tuple[Route, ...] = Field(default=(), exclude=True)
+    channel_min_severity: dict[str, Severity | None] = Field(default_factory=dict, exclude=True)
     redactor: Redactor = Field(default_factory=Redactor, exclude=True)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
@@ -150,6 +166,8 @@ def _known_fields(data: dict[str, Any]) -> dict[Loc, list[str]]:
     known: dict[Loc, list[str]] = {loc: names(model) for loc, model in _SECTIONS.items()}
     for i in range(len(data.get("feed", []) or [])):
         known[("feed", i)] = names(FeedConfig)
+    for i in range(len(data.get("route", []) or [])):
+        known[("route", i)] = names(RouteConfig)
     for name in data.get("channels", {}) or {}:
         known[("channels", name)] = names(ChannelConfig)
     return known
@@ -164,6 +182,8 @@ def _describe(data: dict[str, Any]) -> Any:
             return (f'feed "{fid}"' if fid else f"feed #{loc[1] + 1}"), loc[2:]
         if len(loc) >= 2 and loc[0] == "channels":
             return f'channel "{loc[1]}"', loc[2:]
+        if len(loc) >= 2 and loc[0] == "route" and isinstance(loc[1], int):
+            return f"route #{loc[1] + 1}", loc[2:]
         if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories"):
             return f"[{loc[0]}]", loc[1:]
         return "", loc
@@ -273,6 +293,28 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
                 lines.line_of(("delivery", "default_channels", i)),
             )
 
+    routes = []
+    for i, route in enumerate(config.routes):
+        for j, name in enumerate(route.channels):
+            if name not in channels:
+                raise ConfigError(
+                    f'route #{i + 1}: "channels": unknown channel "{name}" (known: {", ".join(sorted(channels))})',
+                    shown,
+                    lines.line_of(("route", i, "channels", j)),
+                )
+        routes.append(
+            Route(
+                channels=tuple(route.channels),
+                min_severity=route.severity,
+                rules=tuple(route.rules),
+                rule_tags=tuple(route.rule_tags),
+                feed_tags=tuple(route.feed_tags),
+                continue_=route.continue_,
+                name=route.name,
+            )
+        )
+    floors = {name: spec.min_severity for name, spec in config.channels.items() if spec.enabled}
+
     db_url = _resolve_database_url(base, config.database.url)
     redactor.add(_url_password(db_url))
     return config.model_copy(
@@ -281,6 +323,8 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             "rules_dir": _resolve_path(base, config.rules_dir),
             "database": DatabaseConfig(url=db_url),
             "resolved_channels": channels,
+            "resolved_routes": tuple(routes),
+            "channel_min_severity": floors,
             "redactor": redactor,
         }
     )

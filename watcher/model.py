@@ -312,3 +312,16 @@ class Silence:
         text = f' matching "{self.match_text}"' if self.match_text else ""
         note = f": {self.comment}" if self.comment else ""
         return f"silence #{self.id} ({what}{text}, until {self.ends_at:%Y-%m-%d %H:%M} UTC){note}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One entry of the routing list: which matches it takes, and where they go."""
+
+    channels: tuple[str, ...]
+    min_severity: Severity | None = None
+    rules: tuple[str, ...] = ()  # rule id globs
+    rule_tags: tuple[str, ...] = ()
+    feed_tags: tuple[str, ...] = ()
+    continue_: bool = False
+    name: str = ""

@@ -26,6 +26,7 @@ from watcher.feeds.parse import parse_feed
 from watcher.fold import fold
 from watcher.match import RuleSet
 from watcher.model import FetchResult, Item, Match, Rule, Silence
+from watcher.notify.route import destinations
 from watcher.store.decide import PlannedMatch, Throttle
 from watcher.store.store import FeedState, Store
 
@@ -205,7 +206,7 @@ class Pipeline:
         return PlannedMatch(
             match,
             rule.title,
-            self._channels_for(rule.id),
+            self._channels_for(rule, self._feeds[item.feed_id].tags if item.feed_id in self._feeds else ()),
             on_update=rule.on_update,
             throttle=throttle,
             silenced_by=_silenced_by(silences, rule.id, item),
@@ -302,9 +303,12 @@ class Pipeline:
         cutoff = now - self.config.poll.backlog_max_age
         return [i for i in fresh if i.published_at is not None and i.published_at >= cutoff]
 
-    def _channels_for(self, rule_id: str) -> tuple[str, ...]:
-        rule = self._rules_by_id[rule_id]
-        return rule.channels or tuple(self.config.delivery.default_channels)
+    def _channels_for(self, rule: Rule, feed_tags: Sequence[str]) -> tuple[str, ...]:
+        config = self.config
+        found = destinations(
+            rule, feed_tags, config.resolved_routes, config.delivery.default_channels, config.channel_min_severity
+        )
+        return tuple(d.channel for d in found)
 
     def _interval(self, feed: FeedConfig) -> timedelta:
         return self.config.interval_of(feed)

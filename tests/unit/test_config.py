@@ -167,7 +167,23 @@ def test_every_option_is_in_the_example(model: type) -> None:
         if field.exclude:
             continue
         key = field.alias or name
-        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories"):
-            assert re.search(rf"^\[+{key}[\].]", text, re.M), key
+        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories", "route"):
+            assert re.search(rf"^#?\s*\[+{key}[\].]", text, re.M), key
         else:
             assert re.search(rf"^#?\s*{re.escape(key)} = ", text, re.M), f"{model.__name__}.{key} missing"
+
+
+def test_route_to_unknown_channel(tmp_path: Path) -> None:
+    text = BASE + '\n[[route]]\nseverity = "high"\nchannels = ["pager"]\n'
+    assert (
+        error_of(write(tmp_path, text))
+        == 'config.toml:13: route #1: "channels": unknown channel "pager" (known: console)'
+    )
+
+
+def test_route_typo(tmp_path: Path) -> None:
+    text = BASE + '\n[[route]]\nseverty = "high"\nchannels = ["console"]\n'
+    assert (
+        error_of(write(tmp_path, text))
+        == 'config.toml:12: route #1: unknown field "severty" (did you mean "severity"?)'
+    )

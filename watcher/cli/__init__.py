@@ -30,6 +30,7 @@ from watcher.model import DeliveryStatus
 from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import render_alert, sample_alert
+from watcher.notify.route import destinations
 from watcher.pipeline import Pipeline, PollOutcome
 from watcher.store.silences import ItemTrail
 from watcher.store.store import FeedSpec, Store
@@ -327,6 +328,50 @@ def purge(obj: Ctx, older_than: str) -> None:
     finally:
         store.close()
     out.print(f"purged the text of {count} items; their keys are kept")
+
+
+@cli.group()
+def routes() -> None:
+    """See where alerts go: rule channels, the [[route]] list, the default channel.
+
+    \b
+    Example:
+      watcher routes test --rule cma-invitation-to-comment --feed cma-news
+    """
+
+
+@routes.command("test")
+@click.option("--rule", "rule_id", required=True, metavar="ID", help="The rule whose matches to route.")
+@click.option("--feed", "feed_id", metavar="ID", help="The feed the match comes from (its tags count).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def routes_test(obj: Ctx, rule_id: str, feed_id: str | None, as_json: bool) -> None:
+    """Show the channels a match of RULE would be sent to, and why.
+
+    \b
+    Example:
+      watcher routes test --rule ftc-6b-orders --feed ftc-press
+    """
+    loaded = obj.load()
+    config = loaded.config
+    rule = next((r for r in loaded.rules if r.id == rule_id), None)
+    if rule is None:
+        raise click.BadParameter(f"unknown rule {rule_id!r}", param_hint="--rule")
+    feed = config.feed(feed_id) if feed_id else None
+    if feed_id and feed is None:
+        raise click.BadParameter(f"unknown feed {feed_id!r}", param_hint="--feed")
+    tags = tuple(feed.tags) if feed else ()
+    found = destinations(
+        rule, tags, config.resolved_routes, config.delivery.default_channels, config.channel_min_severity
+    )
+    if as_json:
+        print_json([{"channel": d.channel, "why": d.why} for d in found])
+        return
+    out.print(f"rule {rule.id} (severity {rule.severity.value}){f', feed {feed_id}' if feed_id else ''}:")
+    for d in found:
+        out.print(f"  -> {d.channel}  ({d.why})")
+    if not found:
+        out.print("  -> nowhere: every channel it would reach wants a higher severity")
 
 
 @cli.command("notify-test")
