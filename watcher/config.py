@@ -103,6 +103,8 @@ class ChannelConfig(_Section):
     urls: list[str] = Field(default_factory=list)
     urls_file: Path | None = None
     min_severity: Severity | None = None
+    fallback: Slug | None = None
+    fallback_after: Duration = timedelta(hours=1)
     enabled: bool = True
 
 
@@ -283,7 +285,22 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
         if not urls:
             raise ConfigError(f'channel "{name}": set "urls" or "urls_file"', shown, lines.line_of(loc))
         redactor.add_urls(urls)
-        channels[name] = Channel(name=name, kind="apprise", urls=tuple(urls))
+        channels[name] = Channel(
+            name=name,
+            kind="apprise",
+            urls=tuple(urls),
+            fallback=spec.fallback,
+            fallback_after_seconds=spec.fallback_after.total_seconds(),
+        )
+
+    for name, spec in config.channels.items():
+        if spec.fallback is not None and (spec.fallback == name or spec.fallback not in channels):
+            problem = "is the channel itself" if spec.fallback == name else "is not a channel"
+            raise ConfigError(
+                f'channel "{name}": "fallback": "{spec.fallback}" {problem} (known: {", ".join(sorted(channels))})',
+                shown,
+                lines.line_of(("channels", name, "fallback")),
+            )
 
     for i, name in enumerate(config.delivery.default_channels):
         if name not in channels:

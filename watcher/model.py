@@ -293,6 +293,8 @@ class Channel:
     name: str
     kind: str = "apprise"  # "apprise" | "console"
     urls: tuple[str, ...] = field(default=(), repr=False)
+    fallback: str | None = None  # told when this channel has been failing for fallback_after_seconds
+    fallback_after_seconds: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

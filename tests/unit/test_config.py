@@ -187,3 +187,12 @@ def test_route_typo(tmp_path: Path) -> None:
         error_of(write(tmp_path, text))
         == 'config.toml:12: route #1: unknown field "severty" (did you mean "severity"?)'
     )
+
+
+def test_fallback_must_be_another_channel(tmp_path: Path) -> None:
+    text = BASE + '\n[channels.hook]\nurls = ["json://127.0.0.1:9/x"]\nfallback = "hook"\n'
+    assert error_of(write(tmp_path, text)) == (
+        'config.toml:13: channel "hook": "fallback": "hook" is the channel itself (known: console, hook)'
+    )
+    config = load_config(write(tmp_path, text.replace('fallback = "hook"', 'fallback = "console"')), env={})
+    assert config.resolved_channels["hook"].fallback == "console"

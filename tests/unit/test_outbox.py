@@ -110,3 +110,34 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert 24 <= delays[0] <= 36
     assert all(d <= 300 * 1.2 for d in delays)
     assert delays[-1] >= 300 * 0.8
+
+
+def test_long_outage_is_reported_once_on_the_fallback(tmp_path: Path) -> None:
+    store, clock = setup(tmp_path), Clock()
+    # Three more alerts for the failing channel, so attempts keep coming.
+    for key in ("k2", "k3", "k4"):
+        it = Item("cma-news", key, f"CMA invites comment {key}", f"https://example.org/{key}", "", "", T0)
+        m = Match("cma-itc", "cma-news", key, Severity.HIGH, ())
+        store.save_poll(
+            "cma-news", T0, [it], [PlannedMatch(m, "t", ("email",))], etag=None, last_modified=None, next_check_at=T0
+        )
+    down = DeliveryResult("email", ok=False, error="SMTP 451 try later", recoverable=True)
+    stub = StubDeliver([down] * 50)
+    channels = {
+        "email": Channel("email", "apprise", ("mailto://x",), fallback="ops", fallback_after_seconds=3600),
+        "ops": Channel("ops", "console"),
+    }
+    policy = RetryPolicy(max_attempts=50, initial=timedelta(minutes=10), maximum=timedelta(minutes=10))
+    box = Outbox(store, channels, policy=policy, clock=clock, deliver=stub, rng=random.Random(1))
+    for _ in range(12):  # two hours of failures, a drain every 10 minutes
+        asyncio.run(box.drain())
+        clock.now += timedelta(minutes=10)
+    notices = [m for name, m in stub.sent if name == "ops"]
+    assert len(notices) == 1
+    assert notices[0].title == "[WATCHER] channel email has been failing since 2026-11-28 12:00 UTC"
+    assert "SMTP 451 try later" in notices[0].body
+    # It recovers: the next outage is reported again.
+    stub.results = []
+    clock.now += timedelta(minutes=20)
+    asyncio.run(box.drain())
+    assert store.channel_ok("email") is False  # already reset by the successful send

@@ -100,6 +100,27 @@ class Outbox:
                 total += await self._send(alert)
         return total
 
+    async def _watch_outage(self, channel: Channel, error: str, bound: structlog.typing.FilteringBoundLogger) -> None:
+        """A channel failing for longer than its fallback_after is reported, once per outage, on
+        its fallback channel: silence must never hide a broken webhook."""
+        now = self.clock()
+        since, told = await asyncio.to_thread(self.store.channel_failed, channel.name, now, error)
+        if told is not None or (now - since).total_seconds() < channel.fallback_after_seconds:
+            return
+        fallback = self.channels.get(channel.fallback or "")
+        if fallback is None or not await asyncio.to_thread(self.store.claim_fallback, channel.name, now):
+            return
+        notice = Message(
+            title=f"[WATCHER] channel {channel.name} has been failing since {since:%Y-%m-%d %H:%M} UTC",
+            body=(
+                f"Alerts for {channel.name} are queued and retried; none is lost.\n"
+                f"Last error: {error}\n"
+                f"See `watcher alerts --failed` and `watcher notify-test {channel.name}`."
+            ),
+        )
+        result = await asyncio.to_thread(self._deliver, fallback, notice)
+        bound.warning("channel.outage_reported", fallback=fallback.name, ok=result.ok, failing_since=since.isoformat())
+
     async def _send(self, alert: Alert) -> DrainResult:
         bound = log.bind(delivery=alert.delivery_id, channel=alert.channel, rule=alert.rule_id)
         channel = self.channels.get(alert.channel)
@@ -113,8 +134,14 @@ class Outbox:
         if result.ok:
             await asyncio.to_thread(self.store.mark_sent, alert.delivery_id, self.clock())
             bound.info("delivery.sent", attempts=alert.attempts + 1)
+            if channel.fallback:
+                recovered: bool = await asyncio.to_thread(self.store.channel_ok, channel.name)
+                if recovered:
+                    bound.info("channel.recovered")
             return DrainResult(sent=1)
         error = self.redactor(result.error or "delivery failed")
+        if channel.fallback:
+            await self._watch_outage(channel, error, bound)
         attempts = alert.attempts + 1
         if not result.recoverable or attempts >= self.policy.max_attempts:
             await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)

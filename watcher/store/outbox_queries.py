@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Severity
-from watcher.store.schema import DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
+from watcher.store.schema import ChannelHealthRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +177,54 @@ class OutboxQueries:
         with self._session() as s:
             rows = s.execute(select(col(DeliveryRow.status), func.count()).group_by(col(DeliveryRow.status))).all()
             return {str(k): int(v) for k, v in rows}
+
+
+class ChannelHealthQueries:
+    """Mixed into Store: outage bookkeeping per channel, shared by every replica."""
+
+    _session: Callable[[], AbstractContextManager[Session]]
+    _insert: Callable[[Any], Any]
+
+    def channel_failed(self, channel: str, now: datetime, error: str) -> tuple[datetime, datetime | None]:
+        """Record a failed send; return (failing since, when the fallback was told, if it was)."""
+        with self._session() as s:
+            s.execute(
+                self._insert(ChannelHealthRow)
+                .values(channel=channel, failing_since=now, last_error=error)
+                .on_conflict_do_nothing(index_elements=["channel"])
+            )
+            s.execute(
+                update(ChannelHealthRow)
+                .where(col(ChannelHealthRow.channel) == channel)
+                .values(
+                    last_error=error,
+                    failing_since=func.coalesce(col(ChannelHealthRow.failing_since), now),
+                )
+            )
+            row = s.get(ChannelHealthRow, channel)
+            assert row is not None and row.failing_since is not None
+            return row.failing_since, row.fallback_sent_at
+
+    def channel_ok(self, channel: str) -> bool:
+        """Record a success; True if the channel had been failing (an outage just ended)."""
+        with self._session() as s:
+            result = s.execute(
+                update(ChannelHealthRow)
+                .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
+                .values(failing_since=None, fallback_sent_at=None, last_error=None)
+            )
+            return bool(_rowcount(result))
+
+    def claim_fallback(self, channel: str, now: datetime) -> bool:
+        """Only one replica tells the fallback about one outage: the conditional update decides."""
+        with self._session() as s:
+            result = s.execute(
+                update(ChannelHealthRow)
+                .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.fallback_sent_at).is_(None))
+                .where(col(ChannelHealthRow.failing_since).is_not(None))
+                .values(fallback_sent_at=now)
+            )
+            return bool(_rowcount(result))
 
 
 def _rowcount(result: Any) -> int:

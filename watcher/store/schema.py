@@ -213,4 +213,15 @@ class ArticleRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
 
 
+class ChannelHealthRow(SQLModel, table=True):
+    """Since when a channel has been failing, so a long outage is reported on its fallback, once."""
+
+    __tablename__ = "channel_health"
+
+    channel: str = Field(primary_key=True, max_length=64)
+    failing_since: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    fallback_sent_at: datetime | None = _ts()
+
+
 metadata = SQLModel.metadata

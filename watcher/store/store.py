@@ -26,7 +26,7 @@ from watcher.errors import StoreError
 from watcher.model import Item
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
-from watcher.store.outbox_queries import OutboxQueries
+from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
 from watcher.store.schema import ArticleRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
 from watcher.stories import OFFICIAL_DOMAINS
@@ -124,7 +124,7 @@ def migrate(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class Store(OutboxQueries, SilenceQueries):
+class Store(OutboxQueries, ChannelHealthQueries, SilenceQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
