@@ -62,6 +62,7 @@ class _Scan:
     """One item's folded text and where each phrase occurred in it."""
 
     item: Item
+    texts: dict[str, str]  # the item's plain field texts, built once per item (see item_fields)
     feed_tags: frozenset[str]
     text: str
     bounds: list[int]  # start offset of each field in `text`, in TEXT_FIELDS order
@@ -226,7 +227,7 @@ class RuleSet:
                     hits[pid] = [end]
                 elif len(found) < _MAX_HITS:
                     found.append(end)
-        return _Scan(item, frozenset(t.lower() for t in feed_tags), text, bounds, hits)
+        return _Scan(item, texts, frozenset(t.lower() for t in feed_tags), text, bounds, hits)
 
     def evaluate(
         self, item: Item, *, feed_tags: Iterable[str] = (), now: datetime | None = None, want_partial: bool = False
@@ -313,7 +314,7 @@ class RuleSet:
 
     def _regex_match(self, cond: Regex, scan: _Scan) -> tuple[str, re.Match[str]] | None:
         pattern = self._regexes[cond][1]
-        texts = item_fields(scan.item)
+        texts = scan.texts
         for name in cond.fields:
             found = pattern.search(texts[name])
             if found:
@@ -377,7 +378,7 @@ class RuleSet:
             found = self._regex_match(cond, scan)
             if found:
                 name, m = found
-                text = item_fields(scan.item)[name]
+                text = scan.texts[name]
                 out.append(Reason(name, m.group(0), m.start(), m.end(), _snippet(text, m.start(), m.end())))
         elif isinstance(cond, (And, Or)):
             for child in cond.children:
@@ -388,7 +389,7 @@ class RuleSet:
         name = TEXT_FIELDS[f]
         phrase = self._patterns[pid][0]
         via = label if label.startswith("@") else ""
-        original = item_fields(scan.item)[name]
+        original = scan.texts[name]
         if name not in scan.spans:
             scan.spans[name] = word_spans(original)
         spans = scan.spans[name]

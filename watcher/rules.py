@@ -9,7 +9,7 @@ caller checks rule channels and feeds against it, since rule files are shared be
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -124,7 +124,6 @@ class RuleSpec(BaseModel):
 
 KNOWN_FIELDS = [f.alias or n for n, f in RuleSpec.model_fields.items()]
 Loc = tuple[str | int, ...]
-Describe = Callable[[Loc], tuple[str, Loc]]
 
 
 class _LocatedErrors:

@@ -60,12 +60,3 @@ def destinations(
             continue
         kept.append(Destination(channel, why))
     return kept
-
-
-def filtered_out(
-    rule: Rule, channels: Iterable[str], min_severity: Mapping[str, Severity | None]
-) -> list[tuple[str, Severity]]:
-    """Channels dropped by their min_severity, for `watcher routes test` to explain."""
-    return [
-        (c, floor) for c in channels if (floor := min_severity.get(c)) is not None and rule.severity.rank < floor.rank
-    ]
