@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from watcher.duration import Duration
 from watcher.errors import ConfigError
@@ -29,6 +31,55 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 Slug = Annotated[str, Field(pattern=_SLUG, min_length=1, max_length=64)]
+
+_QUIET = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day|s|m|h|d)\s*$")
+_RATE_UNITS = {"second": 1, "s": 1, "minute": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
+# apprise schemes whose services take (and convert) Markdown, and those that are e-mail.
+_MARKDOWN_SCHEMES = {
+    "slack",
+    "discord",
+    "msteams",
+    "mmost",
+    "mmosts",
+    "rocket",
+    "rockets",
+    "tgram",
+    "matrix",
+    "matrixs",
+    "gchat",
+    "zulip",
+    "ntfy",
+    "ntfys",
+}
+_EMAIL_SCHEMES = {"mailto", "mailtos", "ses", "sendgrid", "mailgun", "sparkpost", "o365", "resend"}
+
+
+def parse_quiet_hours(value: str) -> tuple[str, str] | None:
+    """``"22:00-07:00"`` -> ("22:00", "07:00"); None if it is not a range of two different times."""
+    m = _QUIET.match(value)
+    if not m:
+        return None
+    start, end = f"{int(m.group(1)):02d}:{m.group(2)}", f"{int(m.group(3)):02d}:{m.group(4)}"
+    return (start, end) if start != end else None
+
+
+def parse_rate_limit(value: str) -> tuple[int, float] | None:
+    """``"20/minute"`` -> (20, 60.0)."""
+    m = _RATE.match(value)
+    if not m or int(m.group(1)) < 1:
+        return None
+    return int(m.group(1)), float(_RATE_UNITS[m.group(2)])
+
+
+def default_format(urls: list[str]) -> str:
+    """The message format a channel's services read best, from its first URL's scheme."""
+    scheme = urlsplit(urls[0]).scheme.lower() if urls else ""
+    if scheme in _MARKDOWN_SCHEMES:
+        return "markdown"
+    if scheme in _EMAIL_SCHEMES:
+        return "html"
+    return "text"
 
 
 class _Section(BaseModel):
@@ -102,10 +153,53 @@ class ChannelConfig(_Section):
     type: Literal["apprise", "console"] = "apprise"
     urls: list[str] = Field(default_factory=list)
     urls_file: Path | None = None
+    format: Literal["auto", "markdown", "html", "text"] = "auto"
+    template_dir: Path | None = None
     min_severity: Severity | None = None
+    mode: Literal["immediate", "digest"] = "immediate"
+    schedule: str = ""
+    timezone: str = "UTC"
+    digest_max_items: int = Field(default=25, ge=1, le=500)
+    quiet_hours: str = ""
+    quiet_bypass: Severity | None = Severity.CRITICAL
+    rate_limit: str = ""
     fallback: Slug | None = None
     fallback_after: Duration = timedelta(hours=1)
     enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'"{value}" is not a time zone; write it like "Europe/London" or "UTC"') from None
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        if value and parse_quiet_hours(value) is None:
+            raise ValueError(f'"{value}" is not a time range; write it like "22:00-07:00"')
+        return value.strip()
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value and parse_rate_limit(value) is None:
+            raise ValueError(f'"{value}" is not a rate; write it like "20/minute", "1/second" or "100/hour"')
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> ChannelConfig:
+        if self.mode == "digest" and not self.schedule:
+            raise ValueError('a digest channel needs a "schedule", e.g. "0 8 * * mon-fri"')
+        if self.schedule:
+            try:
+                CronTrigger.from_crontab(self.schedule, timezone=self.timezone)
+            except ValueError as exc:
+                raise ValueError(f'"schedule": "{self.schedule}" is not a crontab line ({exc})') from None
+        return self
 
 
 class RouteConfig(_Section):
@@ -262,7 +356,7 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
         if spec.type == "console":
             if spec.urls or spec.urls_file:
                 raise ConfigError(f'channel "{name}": a console channel takes no urls', shown, lines.line_of(loc))
-            channels[name] = Channel(name=name, kind="console")
+            channels[name] = Channel(name=name, kind="console", **_delivery_options(spec, base, []))
             continue
         if spec.urls and spec.urls_file:
             raise ConfigError(
@@ -291,6 +385,7 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             urls=tuple(urls),
             fallback=spec.fallback,
             fallback_after_seconds=spec.fallback_after.total_seconds(),
+            **_delivery_options(spec, base, urls),
         )
 
     for name, spec in config.channels.items():
@@ -345,6 +440,21 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             "redactor": redactor,
         }
     )
+
+
+def _delivery_options(spec: ChannelConfig, base: Path, urls: list[str]) -> dict[str, Any]:
+    """The Channel fields that shape and pace messages, from a validated channel section."""
+    return {
+        "format": default_format(urls) if spec.format == "auto" else spec.format,
+        "template_dir": str(_resolve_path(base, spec.template_dir)) if spec.template_dir else None,
+        "mode": spec.mode,
+        "digest_schedule": spec.schedule,
+        "timezone": spec.timezone,
+        "digest_max_items": spec.digest_max_items,
+        "quiet_hours": parse_quiet_hours(spec.quiet_hours) if spec.quiet_hours else None,
+        "quiet_bypass": spec.quiet_bypass,
+        "rate_limit": parse_rate_limit(spec.rate_limit) if spec.rate_limit else None,
+    }
 
 
 def _url_password(url: str) -> list[str]:

@@ -265,6 +265,30 @@ class Alert:
     attempts: int = 0
     kind: str = "first"  # first | follow_up | confirmed | update
     sources: tuple[str, ...] = ()  # feeds the story appeared in, first first
+    story_id: int | None = None
+    # The best reason's words in context, matched words in **double asterisks**. Feed text:
+    # untrusted, so templates escape it and turn only our own ** markers into emphasis.
+    snippet: str = ""
+    entities: tuple[str, ...] = ()  # parties named in the headline ("Microsoft", "Mistral AI")
+    created_at: datetime | None = None  # when the alert was queued
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Every alert held for one channel since its previous digest, sent as one message."""
+
+    digest_id: int
+    channel: str
+    due_at: datetime  # the scheduled time this digest is for
+    since: datetime | None  # the previous digest's scheduled time, if any
+    alerts: tuple[Alert, ...]
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str  # a file name, e.g. "watcher-digest-2026-11-30.csv"
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +296,7 @@ class Message:
     title: str
     body: str
     body_format: str = "text"  # "text" | "markdown" | "html"
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +320,17 @@ class Channel:
     urls: tuple[str, ...] = field(default=(), repr=False)
     fallback: str | None = None  # told when this channel has been failing for fallback_after_seconds
     fallback_after_seconds: float = 3600.0
+    # "markdown" (CommonMark; apprise turns it into Slack mrkdwn, Discord, Teams...), "html"
+    # (e-mail: apprise adds the plain-text part) or "text".
+    format: str = "text"
+    template_dir: str | None = None  # files here override the built-in templates of `format`
+    mode: str = "immediate"  # "immediate" | "digest"
+    digest_schedule: str = ""  # crontab, in `timezone`: "0 8 * * mon-fri"
+    timezone: str = "UTC"
+    digest_max_items: int = 25  # listed in the message; the rest are counted, and attached
+    quiet_hours: tuple[str, str] | None = None  # ("22:00", "07:00"), local to `timezone`
+    quiet_bypass: Severity | None = None  # this severity and above are sent even in quiet hours
+    rate_limit: tuple[int, float] | None = None  # (messages, per seconds)
 
 
 @dataclass(frozen=True, slots=True)
