@@ -116,6 +116,7 @@ class DeliveryConfig(_Section):
     max_attempts: int = Field(default=8, ge=1)
     backoff_initial: Duration = timedelta(seconds=30)
     backoff_max: Duration = timedelta(hours=1)
+    timeout: Duration = timedelta(seconds=30)
 
 
 class StoriesConfig(_Section):

@@ -71,6 +71,7 @@ class Daemon:
             redactor=config.redactor,
             console=self.console,
             dry_run=self.dry_run,
+            timeout_seconds=config.delivery.timeout.total_seconds(),
         )
         self.loaded = loaded
 

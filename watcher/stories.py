@@ -12,12 +12,12 @@ X / Y" months later apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from watcher.fold import fold
-from watcher.model import Item
+from watcher.model import Item, Reason
 
 LEAD_CHARS = 400
 MIN_SHARED = 3
@@ -96,6 +96,30 @@ def parties(title: str, lead: str = "") -> frozenset[str]:
     from_title = {fold(m.group(0)) for m in _CAPITALISED.finditer(" " + headline(title))}
     found = in_lead | {w for w in from_title if not title_case or w in in_lead}
     return frozenset(_stem(w) for name in found for w in name.split() if w not in _NOT_PARTIES and len(w) > 1)
+
+
+_MARKED = re.compile(r"\*\*(.+?)\*\*")
+
+
+def alert_snippet(reasons: Sequence[Reason]) -> str:
+    """The snippet a message shows: from the body when the body matched, since the headline is
+    shown anyway; else the headline's."""
+    ranked = sorted((r for r in reasons if r.snippet), key=lambda r: r.field == "title")
+    return ranked[0].snippet if ranked else ""
+
+
+def entities(reasons: Sequence[Reason], limit: int = 6) -> tuple[str, ...]:
+    """Names among the matched words, as the item wrote them: capitalised hits that are not
+    regulators, places or generic words ("Microsoft", "Mistral AI", not "CMA" or "merger")."""
+    found: dict[str, str] = {}
+    for r in reasons:
+        for m in _MARKED.finditer(r.snippet):
+            text = " ".join(m.group(1).split()).strip(" .,;:")
+            words = [fold(w) for w in text.split()]
+            if not text[:1].isupper() or all(w in _NOT_PARTIES for w in words) or len(text) > 60:
+                continue
+            found.setdefault(fold(text), text)
+    return tuple(list(found.values())[:limit])
 
 
 def conflicting(

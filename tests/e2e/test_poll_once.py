@@ -55,7 +55,7 @@ def test_poll_once_delivers_each_match_exactly_once(
     third = run_cli(capsys, "--config", str(config), "poll", "--once", "--json")
     assert third.code == 0, third.err
     summary = json.loads(third.out)
-    assert summary["deliveries"] == {"sent": 1, "retried": 0, "failed": 0}
+    assert summary["deliveries"] == {"sent": 1, "retried": 0, "failed": 0, "held": 0, "digests": 0}
     assert summary["feeds"][0]["new_items"] == 1
     smtp_sink.wait_for(4)
     assert len(smtp_sink.messages) == 4

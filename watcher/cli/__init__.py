@@ -29,8 +29,9 @@ from watcher.logs import configure_logging
 from watcher.model import DeliveryStatus
 from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
-from watcher.notify.render import render_alert, sample_alert
+from watcher.notify.render import Renderer
 from watcher.notify.route import destinations
+from watcher.notify.samples import check_templates, sample_alert
 from watcher.pipeline import Pipeline, PollOutcome
 from watcher.store.silences import ItemTrail
 from watcher.store.store import FeedSpec, Store
@@ -117,7 +118,8 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
                 o.error or "",
             )
         out.print(table)
-        out.print(f"deliveries: {drained.sent} sent, {drained.retried} to retry, {drained.failed} failed")
+        held = f", {drained.held} held (quiet hours, rate limit or a paused channel)" if drained.held else ""
+        out.print(f"deliveries: {drained.sent} sent, {drained.retried} to retry, {drained.failed} failed{held}")
     if drained.failed or drained.retried:
         sys.exit(1)
 
@@ -144,6 +146,7 @@ async def _poll_once(
             clock=utcnow,
             redactor=config.redactor,
             dry_run=dry_run,
+            timeout_seconds=config.delivery.timeout.total_seconds(),
         )
         drained = await outbox.drain()
         return outcomes, drained
@@ -169,9 +172,14 @@ def check(obj: Ctx) -> None:
     out.print(f"OK      {obj.config_path} ({len(config.feeds)} feeds, {len(config.resolved_channels)} channels)")
     load_and_report([config.rules_dir])
     loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
-    for name in loaded.config.resolved_channels:
-        render_alert(sample_alert(name, utcnow()))
-    out.print(f"OK      {len(loaded.rules)} rules in all; templates render")
+    out.print(f"OK      {len(loaded.rules)} rules in all")
+    try:
+        lines = check_templates(loaded.config.resolved_channels, utcnow())
+    except ConfigError as exc:
+        out.print(f"[red]FAILED[/]  {escape(str(exc.path or 'templates'))}")
+        raise
+    for line in lines:
+        out.print(f"OK      {escape(line)}")
 
 
 @cli.command()
@@ -388,7 +396,8 @@ def notify_test(obj: Ctx, channel: str) -> None:
     channels = loaded.config.resolved_channels
     if channel not in channels:
         raise click.BadParameter(f"unknown channel {channel!r} (known: {', '.join(sorted(channels))})")
-    result = deliver(channels[channel], render_alert(sample_alert(channel, utcnow())))
+    target = channels[channel]
+    result = deliver(target, Renderer({channel: target}).render(sample_alert(channel, utcnow()), target))
     if result.ok:
         out.print(f"OK      sent a test alert to {channel}")
         return

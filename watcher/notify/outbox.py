@@ -1,9 +1,17 @@
-"""Drain the outbox: claim due deliveries, send them, and record the outcome.
+"""Drain the outbox: claim due deliveries and digests, send them, and record the outcome.
 
-Delivery is at-least-once: a row is marked sent only after the channel reports success, so a
-crash between the send and the commit can repeat that one message, never lose it. Failures are
-retried with capped, jittered exponential backoff; after ``max_attempts`` (or at once, for a
-failure that retrying cannot fix) the row is left ``failed`` and visible in ``watcher alerts``.
+The outbox is the single path to every channel. Delivery is at-least-once: a row is marked sent
+only after the channel reports success, so a crash between the send and the commit can repeat
+that one message, never lose it. Around each send the channel's pacing applies:
+
+- quiet hours hold an alert (below the channel's ``quiet_bypass`` severity) until they end;
+- a rate limit holds the channel's next message until its window has room;
+- a failure pauses the whole channel with its own backoff (a 429's Retry-After included), so a
+  broken or throttling endpoint slows only itself and does not burn the other rows' attempts.
+
+A failed row is retried with capped, jittered exponential backoff; after ``max_attempts`` (or at
+once, for a failure that retrying cannot fix) it is left ``failed``, visible in ``watcher alerts
+--failed``. Digest channels collect their alerts into one message per scheduled time.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from typing import TextIO
 
 import structlog
 
-from watcher.model import Alert, Channel, DeliveryResult, Message
+from watcher.model import Alert, Channel, DeliveryResult, Digest, Message
 from watcher.notify.deliver import deliver as apprise_deliver
-from watcher.notify.render import render_alert
+from watcher.notify.render import Renderer
+from watcher.notify.schedule import digest_due, quiet_until, rate_limited_until
 from watcher.redact import Redactor
 from watcher.store.store import Store
 
@@ -47,9 +56,17 @@ class DrainResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0  # waiting for quiet hours to end, a rate limit or a paused channel
+    digests: int = 0  # digest messages sent (their alerts count in ``sent``)
 
     def __add__(self, other: DrainResult) -> DrainResult:
-        return DrainResult(self.sent + other.sent, self.retried + other.retried, self.failed + other.failed)
+        return DrainResult(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.failed + other.failed,
+            self.held + other.held,
+            self.digests + other.digests,
+        )
 
 
 class Outbox:
@@ -64,9 +81,11 @@ class Outbox:
         clock: Callable[[], datetime],
         redactor: Redactor | None = None,
         deliver: Deliver | None = None,
+        renderer: Renderer | None = None,
         console: TextIO | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
+        timeout_seconds: float = 30.0,
     ):
         self.store = store
         self.channels = dict(channels)
@@ -75,41 +94,130 @@ class Outbox:
         self.redactor = redactor or Redactor()
         self.console = console
         self.dry_run = dry_run
+        self.timeout_seconds = timeout_seconds
+        self.renderer = renderer or Renderer(self.channels)
         self._deliver = deliver or self._default_deliver
         self._rng = rng or random.Random()
+        self._digest_channels = {n for n, c in self.channels.items() if c.mode == "digest"}
 
     def _default_deliver(self, channel: Channel, message: Message) -> DeliveryResult:
         if self.dry_run:
             # Dry run: show what would go out, to the console, whatever the channel.
             preview = Channel(name=channel.name, kind="console")
-            shown = Message(f"(dry run) to {channel.name}: {message.title}", message.body, message.body_format)
+            shown = Message(
+                f"(dry run) to {channel.name}: {message.title}", message.body, message.body_format, message.attachments
+            )
             return apprise_deliver(preview, shown, console=self.console)
-        return apprise_deliver(channel, message, console=self.console)
+        return apprise_deliver(channel, message, console=self.console, timeout_seconds=self.timeout_seconds)
 
     async def drain(self, *, batch: int = 50, max_batches: int = 20) -> DrainResult:
-        """Deliver everything due now, batch by batch."""
-        total = DrainResult()
+        """Send everything due now: digests whose time has come, then single alerts, batch by batch."""
+        total = await self._digests()
         tried: set[int] = set()
         for _ in range(max_batches):
-            claim = partial(self.store.claim_due_deliveries, exclude=tried)
-            alerts = await asyncio.to_thread(claim, self.clock(), self.policy.lease, batch)
+            now = self.clock()
+            paused = await asyncio.to_thread(self.store.paused_channels, now)
+            claim = partial(
+                self.store.claim_due_deliveries, exclude=tried, skip_channels=self._digest_channels | set(paused)
+            )
+            alerts = await asyncio.to_thread(claim, now, self.policy.lease, batch)
             if not alerts:
                 break
             for alert in alerts:
                 tried.add(alert.delivery_id)
-                total += await self._send(alert)
+                total += await self._send(alert, paused)
         return total
 
-    async def _watch_outage(self, channel: Channel, error: str, bound: structlog.typing.FilteringBoundLogger) -> None:
-        """A channel failing for longer than its fallback_after is reported, once per outage, on
-        its fallback channel: silence must never hide a broken webhook."""
+    async def _send(self, alert: Alert, paused: dict[str, datetime]) -> DrainResult:
+        bound = log.bind(delivery=alert.delivery_id, channel=alert.channel, rule=alert.rule_id)
+        channel = self.channels.get(alert.channel)
+        if channel is None:
+            error = f"channel {alert.channel!r} is not in the config"
+            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
+            bound.error("delivery.failed", error=error, attempts=alert.attempts + 1)
+            return DrainResult(failed=1)
         now = self.clock()
-        since, told = await asyncio.to_thread(self.store.channel_failed, channel.name, now, error)
-        if told is not None or (now - since).total_seconds() < channel.fallback_after_seconds:
-            return
-        fallback = self.channels.get(channel.fallback or "")
+        hold = paused.get(channel.name)
+        hold = hold if hold is not None and hold > now else quiet_until(channel, alert.severity, now)
+        if hold is None:
+            hold = await self._rate_limited(channel, now)
+            if hold is not None:
+                paused[channel.name] = hold  # the rest of this batch waits too
+        if hold is not None:
+            await asyncio.to_thread(self.store.defer, alert.delivery_id, hold)
+            bound.info("delivery.held", until=hold.isoformat())
+            return DrainResult(held=1)
+
+        result = await asyncio.to_thread(self._deliver, channel, self.renderer.render(alert, channel))
+        if result.ok:
+            await asyncio.to_thread(self.store.mark_sent, alert.delivery_id, self.clock())
+            bound.info("delivery.sent", attempts=alert.attempts + 1)
+            await self._channel_ok(channel, bound)
+            return DrainResult(sent=1)
+        error = self.redactor(result.error or "delivery failed")
+        attempts = alert.attempts + 1
+        if not result.recoverable or attempts >= self.policy.max_attempts:
+            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
+            bound.error("delivery.failed", error=error, attempts=attempts, recoverable=result.recoverable)
+            if result.recoverable:
+                await self._channel_failed(channel, result, error, bound, paused)
+            return DrainResult(failed=1)
+        retry_at = await self._channel_failed(channel, result, error, bound, paused)
+        retry_at = max(retry_at, self.clock() + self.policy.delay(attempts, self._rng))
+        await asyncio.to_thread(self.store.mark_retry, alert.delivery_id, error, retry_at)
+        bound.warning(
+            "delivery.retry",
+            error=error,
+            attempts=attempts,
+            retry_in_seconds=round((retry_at - self.clock()).total_seconds()),
+        )
+        return DrainResult(retried=1)
+
+    async def _rate_limited(self, channel: Channel, now: datetime) -> datetime | None:
+        if channel.rate_limit is None:
+            return None
+        recent = await asyncio.to_thread(self.store.recent_sends, channel.name, channel.rate_limit[0])
+        until = rate_limited_until(channel, recent, now)
+        if until is not None:
+            await asyncio.to_thread(self.store.pause_channel, channel.name, until)
+        return until
+
+    async def _channel_ok(self, channel: Channel, bound: structlog.typing.FilteringBoundLogger) -> None:
+        if await asyncio.to_thread(self.store.channel_ok, channel.name):
+            bound.info("channel.recovered")
+
+    async def _channel_failed(
+        self,
+        channel: Channel,
+        result: DeliveryResult,
+        error: str,
+        bound: structlog.typing.FilteringBoundLogger,
+        paused: dict[str, datetime],
+    ) -> datetime:
+        """Back off the whole channel after a failed send, and report a long outage on its
+        fallback channel, once per outage: silence must never hide a broken webhook.
+
+        Returns when the channel may be tried again.
+        """
+        now = self.clock()
+        health = await asyncio.to_thread(self.store.channel_failed, channel.name, now, error)
+        delay = self.policy.delay(health.failures, self._rng)
+        if result.retry_after_seconds:
+            # The service said when; honour it even past our own cap (Slack's 429 asks for this).
+            delay = max(delay, timedelta(seconds=result.retry_after_seconds))
+        until = now + delay
+        await asyncio.to_thread(self.store.pause_channel, channel.name, until)
+        paused[channel.name] = until
+        bound.warning("channel.paused", until=until.isoformat(), failures=health.failures)
+
+        if health.fallback_sent_at is not None or not channel.fallback:
+            return until
+        if (now - health.failing_since).total_seconds() < channel.fallback_after_seconds:
+            return until
+        fallback = self.channels.get(channel.fallback)
         if fallback is None or not await asyncio.to_thread(self.store.claim_fallback, channel.name, now):
-            return
+            return until
+        since = health.failing_since
         notice = Message(
             title=f"[WATCHER] channel {channel.name} has been failing since {since:%Y-%m-%d %H:%M} UTC",
             body=(
@@ -118,38 +226,52 @@ class Outbox:
                 f"See `watcher alerts --failed` and `watcher notify-test {channel.name}`."
             ),
         )
-        result = await asyncio.to_thread(self._deliver, fallback, notice)
-        bound.warning("channel.outage_reported", fallback=fallback.name, ok=result.ok, failing_since=since.isoformat())
+        sent = await asyncio.to_thread(self._deliver, fallback, notice)
+        bound.warning("channel.outage_reported", fallback=fallback.name, ok=sent.ok, failing_since=since.isoformat())
+        return until
 
-    async def _send(self, alert: Alert) -> DrainResult:
-        bound = log.bind(delivery=alert.delivery_id, channel=alert.channel, rule=alert.rule_id)
-        channel = self.channels.get(alert.channel)
-        if channel is None:
-            error = f"channel {alert.channel!r} is not in the config"
-            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
-            bound.error("delivery.failed", error=error, attempts=alert.attempts + 1)
-            return DrainResult(failed=1)
-        message = render_alert(alert)
-        result = await asyncio.to_thread(self._deliver, channel, message)
+    async def _digests(self) -> DrainResult:
+        """Open the digests whose scheduled time has passed, then send every due digest."""
+        if not self._digest_channels:
+            return DrainResult()
+        now = self.clock()
+        for waiting in await asyncio.to_thread(self.store.waiting_for_digest, self._digest_channels):
+            channel = self.channels[waiting.channel]
+            after = max(waiting.oldest_at, waiting.last_due_at or waiting.oldest_at)
+            due = digest_due(channel, after, now)
+            if due is not None:
+                collected = await asyncio.to_thread(self.store.open_digest, channel.name, due, now)
+                if collected:
+                    log.info("digest.opened", channel=channel.name, due=due.isoformat(), alerts=collected)
+        total = DrainResult()
+        paused = await asyncio.to_thread(self.store.paused_channels, now)
+        ready = self._digest_channels - set(paused)
+        for digest in await asyncio.to_thread(self.store.claim_due_digests, now, self.policy.lease, ready):
+            total += await self._send_digest(digest, paused)
+        return total
+
+    async def _send_digest(self, digest: Digest, paused: dict[str, datetime]) -> DrainResult:
+        bound = log.bind(digest=digest.digest_id, channel=digest.channel, alerts=len(digest.alerts))
+        channel = self.channels[digest.channel]
+        now = self.clock()
+        hold = await self._rate_limited(channel, now)
+        if hold is not None:
+            await asyncio.to_thread(self.store.defer_digest, digest.digest_id, hold)
+            return DrainResult(held=len(digest.alerts))
+        result = await asyncio.to_thread(self._deliver, channel, self.renderer.render_digest(digest, channel))
         if result.ok:
-            await asyncio.to_thread(self.store.mark_sent, alert.delivery_id, self.clock())
-            bound.info("delivery.sent", attempts=alert.attempts + 1)
-            if channel.fallback:
-                recovered: bool = await asyncio.to_thread(self.store.channel_ok, channel.name)
-                if recovered:
-                    bound.info("channel.recovered")
-            return DrainResult(sent=1)
+            await asyncio.to_thread(self.store.mark_digest_sent, digest.digest_id, self.clock())
+            bound.info("digest.sent", attempts=digest.attempts + 1)
+            await self._channel_ok(channel, bound)
+            return DrainResult(sent=len(digest.alerts), digests=1)
         error = self.redactor(result.error or "delivery failed")
-        if channel.fallback:
-            await self._watch_outage(channel, error, bound)
-        attempts = alert.attempts + 1
+        attempts = digest.attempts + 1
         if not result.recoverable or attempts >= self.policy.max_attempts:
-            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
-            bound.error("delivery.failed", error=error, attempts=attempts, recoverable=result.recoverable)
-            return DrainResult(failed=1)
-        delay = self.policy.delay(attempts, self._rng)
-        if result.retry_after_seconds:
-            delay = max(delay, timedelta(seconds=result.retry_after_seconds))
-        await asyncio.to_thread(self.store.mark_retry, alert.delivery_id, error, self.clock() + delay)
-        bound.warning("delivery.retry", error=error, attempts=attempts, retry_in_seconds=round(delay.total_seconds()))
-        return DrainResult(retried=1)
+            await asyncio.to_thread(self.store.mark_digest_failed, digest.digest_id, error)
+            bound.error("digest.failed", error=error, attempts=attempts, recoverable=result.recoverable)
+            return DrainResult(failed=len(digest.alerts))
+        retry_at = await self._channel_failed(channel, result, error, bound, paused)
+        retry_at = max(retry_at, self.clock() + self.policy.delay(attempts, self._rng))
+        await asyncio.to_thread(self.store.mark_digest_retry, digest.digest_id, error, retry_at)
+        bound.warning("digest.retry", error=error, attempts=attempts)
+        return DrainResult(retried=len(digest.alerts))

@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 
 from watcher.model import Decision, DeliveryStatus, Item, Match
 from watcher.store.schema import AlertKeyRow, DeliveryRow, ItemRow, MatchRow
-from watcher.stories import StoryView
+from watcher.stories import StoryView, alert_snippet, entities
 
 ALERTED = Decision.ALERTED.value
 DUPLICATE = Decision.DUPLICATE.value
@@ -98,6 +98,8 @@ def record_matches(
                 rule_title=p.rule_title,
                 severity=p.match.severity.value,
                 reasons=[str(r) for r in p.match.reasons],
+                snippet=alert_snippet(p.match.reasons),
+                entities=list(entities(p.match.reasons)),
                 matched_at=now,
                 decision=ALERTED,
                 story_id=story.id if story else None,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Severity
-from watcher.store.schema import ChannelHealthRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryItemRow
+from watcher.store.schema import ChannelHealthRow, DeliveryRow, DigestRow, FeedRow, ItemRow, MatchRow, StoryItemRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +41,40 @@ class OutboxQueries:
     _session: Callable[[], AbstractContextManager[Session]]
 
     def claim_due_deliveries(
-        self, now: datetime, lease: timedelta, limit: int = 50, *, exclude: Collection[int] = ()
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 50,
+        *,
+        exclude: Collection[int] = (),
+        skip_channels: Collection[str] = (),
     ) -> list[Alert]:
         """Claim due pending deliveries; a crashed sender's claim expires after ``lease``.
 
         ``exclude``: rows already tried in this drain, so a retry due at once waits for the next one.
+        ``skip_channels``: digest channels (their rows wait for the digest) and paused ones.
+        Rows a digest has collected are the digest's to send, never claimed here.
         """
         with self._session() as s:
             stmt = (
                 select(col(DeliveryRow.id))
                 .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
                 .where(col(DeliveryRow.next_attempt_at) <= now)
+                .where(col(DeliveryRow.digest_id).is_(None))
             )
+            if skip_channels:
+                stmt = stmt.where(col(DeliveryRow.channel).not_in(sorted(skip_channels)))
             if exclude:
                 stmt = stmt.where(col(DeliveryRow.id).not_in(list(exclude)))
             due = (
-                s.execute(stmt.order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
+                # Fewest attempts first among rows due together: when a paused channel resumes,
+                # the rows that waited go before the one that failed, so one row does not spend
+                # all its attempts on an outage while the others spend none.
+                s.execute(
+                    stmt.order_by(
+                        col(DeliveryRow.next_attempt_at), col(DeliveryRow.attempts), col(DeliveryRow.id)
+                    ).limit(limit)
+                )
                 .scalars()
                 .all()
             )
@@ -82,8 +100,10 @@ class OutboxQueries:
             .join(ItemRow, col(ItemRow.id) == col(MatchRow.item_id))
             .join(FeedRow, col(FeedRow.id) == col(ItemRow.feed_id))
             .where(col(DeliveryRow.id).in_(delivery_ids))
-            .order_by(col(DeliveryRow.id))
         ).all()
+        # In the order given: the claim's order is the order of sending.
+        position = {delivery_id: i for i, delivery_id in enumerate(delivery_ids)}
+        rows = sorted(rows, key=lambda row: position[row[0].id or 0])
         story_ids = {m.story_id for _, m, _, _ in rows if m.story_id is not None}
         sources: dict[int, list[str]] = {}
         if story_ids:
@@ -112,6 +132,10 @@ class OutboxQueries:
                 attempts=d.attempts,
                 kind=m.alert_kind,
                 sources=tuple(sources.get(m.story_id, ())) if m.story_id is not None else (),
+                story_id=m.story_id,
+                snippet=m.snippet,
+                entities=tuple(m.entities),
+                created_at=d.created_at,
             )
             for d, m, i, f in rows
         ]
@@ -121,6 +145,15 @@ class OutboxQueries:
 
     def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
         self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
+
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        """Hold a claimed row until ``until`` without counting an attempt (quiet hours, a paused channel)."""
+        with self._session() as s:
+            s.execute(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.id) == delivery_id, col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .values(next_attempt_at=until)
+            )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status=DeliveryStatus.FAILED, last_error=error)
@@ -135,13 +168,27 @@ class OutboxQueries:
             )
 
     def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
-        """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None)."""
+        """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None).
+
+        A row that failed inside a digest revives its digest, which is sent again whole.
+        """
         with self._session() as s:
             stmt = update(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
             if delivery_ids is not None:
                 stmt = stmt.where(col(DeliveryRow.id).in_(delivery_ids))
-            result = s.execute(stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now))
-            return _rowcount(result)
+            result = s.execute(
+                stmt.values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now).returning(
+                    col(DeliveryRow.digest_id)
+                )
+            ).all()
+            digests = sorted({d for (d,) in result if d is not None})
+            if digests:
+                s.execute(
+                    update(DigestRow)
+                    .where(col(DigestRow.id).in_(digests), col(DigestRow.status) == DeliveryStatus.FAILED.value)
+                    .values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+                )
+            return len(result)
 
     def alert_statuses(self, *, limit: int = 50, status: DeliveryStatus | None = None) -> list[AlertStatus]:
         with self._session() as s:
@@ -179,31 +226,40 @@ class OutboxQueries:
             return {str(k): int(v) for k, v in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    failing_since: datetime
+    fallback_sent_at: datetime | None
+    failures: int  # consecutive failed sends, this one included
+
+
 class ChannelHealthQueries:
-    """Mixed into Store: outage bookkeeping per channel, shared by every replica."""
+    """Mixed into Store: per-channel outage and pacing state, shared by every replica."""
 
     _session: Callable[[], AbstractContextManager[Session]]
     _insert: Callable[[Any], Any]
 
-    def channel_failed(self, channel: str, now: datetime, error: str) -> tuple[datetime, datetime | None]:
-        """Record a failed send; return (failing since, when the fallback was told, if it was)."""
+    def _health_row(self, s: Session, channel: str) -> None:
+        s.execute(
+            self._insert(ChannelHealthRow).values(channel=channel).on_conflict_do_nothing(index_elements=["channel"])
+        )
+
+    def channel_failed(self, channel: str, now: datetime, error: str) -> ChannelHealth:
+        """Record a failed send: since when the channel fails, and how many sends failed in a row."""
         with self._session() as s:
-            s.execute(
-                self._insert(ChannelHealthRow)
-                .values(channel=channel, failing_since=now, last_error=error)
-                .on_conflict_do_nothing(index_elements=["channel"])
-            )
+            self._health_row(s, channel)
             s.execute(
                 update(ChannelHealthRow)
                 .where(col(ChannelHealthRow.channel) == channel)
                 .values(
                     last_error=error,
                     failing_since=func.coalesce(col(ChannelHealthRow.failing_since), now),
+                    failures=col(ChannelHealthRow.failures) + 1,
                 )
             )
             row = s.get(ChannelHealthRow, channel)
             assert row is not None and row.failing_since is not None
-            return row.failing_since, row.fallback_sent_at
+            return ChannelHealth(row.failing_since, row.fallback_sent_at, row.failures)
 
     def channel_ok(self, channel: str) -> bool:
         """Record a success; True if the channel had been failing (an outage just ended)."""
@@ -211,7 +267,7 @@ class ChannelHealthQueries:
             result = s.execute(
                 update(ChannelHealthRow)
                 .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
-                .values(failing_since=None, fallback_sent_at=None, last_error=None)
+                .values(failing_since=None, fallback_sent_at=None, last_error=None, failures=0, paused_until=None)
             )
             return bool(_rowcount(result))
 
@@ -225,6 +281,53 @@ class ChannelHealthQueries:
                 .values(fallback_sent_at=now)
             )
             return bool(_rowcount(result))
+
+    def pause_channel(self, channel: str, until: datetime) -> None:
+        """No send to ``channel`` before ``until``; a later pause already set is kept."""
+        with self._session() as s:
+            self._health_row(s, channel)
+            paused = col(ChannelHealthRow.paused_until)
+            s.execute(
+                update(ChannelHealthRow)
+                .where(col(ChannelHealthRow.channel) == channel)
+                .where(paused.is_(None) | (paused < until))
+                .values(paused_until=until)
+            )
+
+    def paused_channels(self, now: datetime) -> dict[str, datetime]:
+        with self._session() as s:
+            rows = s.execute(
+                select(col(ChannelHealthRow.channel), col(ChannelHealthRow.paused_until)).where(
+                    col(ChannelHealthRow.paused_until) > now
+                )
+            ).all()
+            return {str(c): until for c, until in rows}
+
+    def recent_sends(self, channel: str, limit: int) -> list[datetime]:
+        """The channel's newest ``limit`` send times (messages: an alert or a whole digest), newest first."""
+        with self._session() as s:
+            alone = (
+                s.execute(
+                    select(col(DeliveryRow.sent_at))
+                    .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.sent_at).is_not(None))
+                    .where(col(DeliveryRow.digest_id).is_(None))
+                    .order_by(col(DeliveryRow.sent_at).desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            digests = (
+                s.execute(
+                    select(col(DigestRow.sent_at))
+                    .where(col(DigestRow.channel) == channel, col(DigestRow.sent_at).is_not(None))
+                    .order_by(col(DigestRow.sent_at).desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            return sorted((t for t in [*alone, *digests] if t is not None), reverse=True)[:limit]
 
 
 def _rowcount(result: Any) -> int:

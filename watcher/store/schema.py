@@ -108,6 +108,8 @@ class MatchRow(SQLModel, table=True):
     decision_reason: str | None = Field(default=None, sa_column=Column(Text))
     story_id: int | None = Field(default=None)
     alert_kind: str = Field(default="first", max_length=16)  # first | follow_up | confirmed | update
+    snippet: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class StoryRow(SQLModel, table=True):
@@ -187,11 +189,38 @@ class DeliveryRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("match_id", "channel", name="uq_deliveries_match_channel"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel_sent", "channel", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     match_id: int = Field(foreign_key="matches.id")
     channel: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = _ts(nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    # Set when a digest collected this row: the digest is then the one message that carries it.
+    digest_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
+
+
+class DigestRow(SQLModel, table=True):
+    """One digest message per (channel, scheduled time), claimed and retried like a delivery.
+
+    Its deliveries point at it (``deliveries.digest_id``) and are marked sent with it. The unique
+    constraint lets exactly one replica open the digest for a scheduled time.
+    """
+
+    __tablename__ = "digests"
+    __table_args__ = (
+        UniqueConstraint("channel", "due_at", name="uq_digests_channel_due"),
+        Index("ix_digests_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64)
+    due_at: datetime | None = _ts(nullable=False)
     status: str = Field(default="pending", max_length=16)
     attempts: int = Field(default=0)
     next_attempt_at: datetime | None = _ts(nullable=False)
@@ -222,6 +251,10 @@ class ChannelHealthRow(SQLModel, table=True):
     failing_since: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     fallback_sent_at: datetime | None = _ts()
+    # Per-channel backoff: consecutive failed sends, and no send to this channel before paused_until
+    # (a 429's Retry-After, a rate limit, or the backoff of a failing endpoint). Other channels go on.
+    failures: int = Field(default=0)
+    paused_until: datetime | None = _ts()
 
 
 metadata = SQLModel.metadata

@@ -26,6 +26,7 @@ from watcher.errors import StoreError
 from watcher.model import Item
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
+from watcher.store.digest_queries import DigestQueries
 from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
 from watcher.store.schema import ArticleRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
@@ -93,7 +94,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the write lock at the start. A deferred transaction that reads, then writes
+    # after another process (the CLI beside the daemon, a second replica) committed, fails at once
+    # with "database is locked" whatever the busy timeout; an immediate one waits its turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -124,7 +128,7 @@ def migrate(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class Store(OutboxQueries, ChannelHealthQueries, SilenceQueries):
+class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
