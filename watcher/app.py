@@ -18,6 +18,8 @@ from watcher.errors import RuleError
 from watcher.feeds.fetch import Fetcher, FetchPolicy
 from watcher.model import Rule
 from watcher.notify.outbox import RetryPolicy
+from watcher.notify.render import Renderer
+from watcher.notify.samples import check_templates
 from watcher.rules import load_rules
 
 
@@ -32,10 +34,13 @@ Clock = Callable[[], datetime]
 class Loaded:
     config: Config
     rules: list[Rule]
+    # Built here so a broken template is a ConfigError at load (and a reload keeps the last good).
+    renderer: Renderer
 
 
 def load(config_path: Path) -> Loaded:
-    """Read the config and every rule file. Raises ConfigError / RuleError with file and line."""
+    """Read the config, every rule file and every template. Raises ConfigError / RuleError with
+    file and line."""
     config = load_config(config_path)
     rules = load_rules([config.rules_dir])
     known = config.resolved_channels
@@ -47,7 +52,10 @@ def load(config_path: Path) -> Loaded:
         for feed in rule.feeds:
             if feed not in feeds:
                 raise _rule_error(rule, f'"feeds": unknown feed "{feed}" (see [[feed]] in {config.path})')
-    return Loaded(config, rules)
+    # Render every template on the samples too: a template that only fails on data (a misspelt
+    # variable) must stop the daemon from starting, not fail each alert at 3 a.m.
+    check_templates(config.resolved_channels, utcnow())
+    return Loaded(config, rules, Renderer(config.resolved_channels))
 
 
 def _rule_error(rule: Rule, message: str) -> RuleError:

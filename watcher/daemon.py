@@ -72,6 +72,7 @@ class Daemon:
             console=self.console,
             dry_run=self.dry_run,
             timeout_seconds=config.delivery.timeout.total_seconds(),
+            renderer=loaded.renderer,
         )
         self.loaded = loaded
 

@@ -39,6 +39,27 @@ def test_check_ok(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "(1 rules)" in result.out
 
 
+def test_check_renders_templates_and_names_a_broken_one(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (setup / "slack").mkdir()
+    (setup / "slack" / "body.j2").write_text("{{ item.title | link(item.link) }}\n{{ alert.colour }}\n")
+    config = setup / "config.toml"
+    config.write_text(
+        CONFIG + '\n[channels.team]\nurls = ["json://127.0.0.1:9/hook"]\nformat = "markdown"\ntemplate_dir = "slack"\n'
+    )
+    result = run_cli(capsys, "check")
+    assert result.code == 2
+    assert result.err.strip().endswith("slack/body.j2:2: alert has no attribute 'colour'"), result.err
+    assert "Traceback" not in result.err
+    # The daemon's own loading renders the templates too: it would not start (nor reload) on them.
+    polled = run_cli(capsys, "poll", "--once")
+    assert polled.code == 2 and "slack/body.j2:2:" in polled.err, polled
+
+    (setup / "slack" / "body.j2").write_text("{{ item.title | link(item.link) }}\n")
+    result = run_cli(capsys, "check")
+    assert result.code == 0, result.err
+    assert "channel team: markdown templates OK (overrides from" in result.out and "body.j2)" in result.out
+
+
 def test_check_example_config(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(capsys, "--config", str(ROOT / "config.example.toml"), "check")
     assert result.code == 0, result.err

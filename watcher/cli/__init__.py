@@ -32,6 +32,7 @@ from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import Renderer
 from watcher.notify.route import destinations
 from watcher.notify.samples import check_templates, sample_alert
+from watcher.notify.schedule import describe_pacing
 from watcher.pipeline import Pipeline, PollOutcome
 from watcher.store.silences import ItemTrail
 from watcher.store.store import FeedSpec, Store
@@ -147,6 +148,7 @@ async def _poll_once(
             redactor=config.redactor,
             dry_run=dry_run,
             timeout_seconds=config.delivery.timeout.total_seconds(),
+            renderer=loaded.renderer,
         )
         drained = await outbox.drain()
         return outcomes, drained
@@ -372,12 +374,15 @@ def routes_test(obj: Ctx, rule_id: str, feed_id: str | None, as_json: bool) -> N
     found = destinations(
         rule, tags, config.resolved_routes, config.delivery.default_channels, config.channel_min_severity
     )
+    now = utcnow()
+    channels = config.resolved_channels
+    pacing = {d.channel: describe_pacing(channels[d.channel], now) for d in found if d.channel in channels}
     if as_json:
-        print_json([{"channel": d.channel, "why": d.why} for d in found])
+        print_json([{"channel": d.channel, "why": d.why, "sends": pacing.get(d.channel, "")} for d in found])
         return
     out.print(f"rule {rule.id} (severity {rule.severity.value}){f', feed {feed_id}' if feed_id else ''}:")
     for d in found:
-        out.print(f"  -> {d.channel}  ({d.why})")
+        out.print(f"  -> {d.channel}  ({escape(d.why)}) · {pacing.get(d.channel, '')}")
     if not found:
         out.print("  -> nowhere: every channel it would reach wants a higher severity")
 

@@ -26,6 +26,7 @@ from typing import TextIO
 
 import structlog
 
+from watcher.errors import ConfigError
 from watcher.model import Alert, Channel, DeliveryResult, Digest, Message
 from watcher.notify.deliver import deliver as apprise_deliver
 from watcher.notify.render import Renderer
@@ -148,7 +149,14 @@ class Outbox:
             bound.info("delivery.held", until=hold.isoformat())
             return DrainResult(held=1)
 
-        result = await asyncio.to_thread(self._deliver, channel, self.renderer.render(alert, channel))
+        try:
+            message = self.renderer.render(alert, channel)
+        except ConfigError as exc:  # a template that fails on this alert's data; the others go on
+            error = f"template error: {exc}"
+            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
+            bound.error("delivery.failed", error=error, attempts=alert.attempts + 1, recoverable=False)
+            return DrainResult(failed=1)
+        result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
             await asyncio.to_thread(self.store.mark_sent, alert.delivery_id, self.clock())
             bound.info("delivery.sent", attempts=alert.attempts + 1)
@@ -258,7 +266,14 @@ class Outbox:
         if hold is not None:
             await asyncio.to_thread(self.store.defer_digest, digest.digest_id, hold)
             return DrainResult(held=len(digest.alerts))
-        result = await asyncio.to_thread(self._deliver, channel, self.renderer.render_digest(digest, channel))
+        try:
+            message = self.renderer.render_digest(digest, channel)
+        except ConfigError as exc:
+            error = f"template error: {exc}"
+            await asyncio.to_thread(self.store.mark_digest_failed, digest.digest_id, error)
+            bound.error("digest.failed", error=error, attempts=digest.attempts + 1, recoverable=False)
+            return DrainResult(failed=len(digest.alerts))
+        result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
             await asyncio.to_thread(self.store.mark_digest_sent, digest.digest_id, self.clock())
             bound.info("digest.sent", attempts=digest.attempts + 1)

@@ -86,3 +86,26 @@ def rate_limited_until(channel: Channel, recent_sends: Sequence[datetime], now: 
         return None
     free_at = sorted(recent_sends, reverse=True)[count - 1] + timedelta(seconds=per_seconds)
     return free_at if free_at > now else None
+
+
+def describe_pacing(channel: Channel, now: datetime) -> str:
+    """How the channel sends, in a few words, for `watcher routes test`."""
+    if channel.mode == "digest":
+        upcoming = next_digest_at(channel, now)
+        when = f", next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else ""
+        parts = [f'digest "{channel.digest_schedule}" {channel.timezone}{when}']
+    else:
+        parts = ["immediate"]
+    if channel.quiet_hours and channel.mode != "digest":
+        start, end = channel.quiet_hours
+        bypass = f", {channel.quiet_bypass.value} and above at once" if channel.quiet_bypass else ""
+        parts.append(f"quiet {start}-{end} {channel.timezone}{bypass}")
+    if channel.rate_limit:
+        count, per = channel.rate_limit
+        parts.append(f"at most {count} per {_per(per)}")
+    return "; ".join(parts)
+
+
+def _per(seconds: float) -> str:
+    names = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    return names.get(int(seconds), f"{seconds:g}s")
