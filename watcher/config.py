@@ -117,6 +117,16 @@ class DeliveryConfig(_Section):
     backoff_initial: Duration = timedelta(seconds=30)
     backoff_max: Duration = timedelta(hours=1)
     timeout: Duration = timedelta(seconds=30)
+    digest_schedule: str = "0 8 * * mon-fri"
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _check_digest_schedule(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f'"{value}" is not a crontab line ({exc})') from None
+        return value
 
 
 class StoriesConfig(_Section):
@@ -357,7 +367,8 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
         if spec.type == "console":
             if spec.urls or spec.urls_file:
                 raise ConfigError(f'channel "{name}": a console channel takes no urls', shown, lines.line_of(loc))
-            channels[name] = Channel(name=name, kind="console", **_delivery_options(spec, base, []))
+            options = _delivery_options(spec, base, [], config.delivery.digest_schedule)
+            channels[name] = Channel(name=name, kind="console", **options)
             continue
         if spec.urls and spec.urls_file:
             raise ConfigError(
@@ -386,7 +397,7 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             urls=tuple(urls),
             fallback=spec.fallback,
             fallback_after_seconds=spec.fallback_after.total_seconds(),
-            **_delivery_options(spec, base, urls),
+            **_delivery_options(spec, base, urls, config.delivery.digest_schedule),
         )
 
     for name, spec in config.channels.items():
@@ -443,13 +454,17 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
     )
 
 
-def _delivery_options(spec: ChannelConfig, base: Path, urls: list[str]) -> dict[str, Any]:
-    """The Channel fields that shape and pace messages, from a validated channel section."""
+def _delivery_options(spec: ChannelConfig, base: Path, urls: list[str], digest_schedule: str) -> dict[str, Any]:
+    """The Channel fields that shape and pace messages, from a validated channel section.
+
+    An immediate channel still has a digest schedule, for what rules send as digests
+    (follow_up = "digest", throttle surplus = "digest"): its own, else [delivery] digest_schedule.
+    """
     return {
         "format": default_format(urls) if spec.format == "auto" else spec.format,
         "template_dir": str(_resolve_path(base, spec.template_dir)) if spec.template_dir else None,
         "mode": spec.mode,
-        "digest_schedule": spec.schedule,
+        "digest_schedule": spec.schedule or digest_schedule,
         "timezone": spec.timezone,
         "digest_max_items": spec.digest_max_items,
         "quiet_hours": parse_quiet_hours(spec.quiet_hours) if spec.quiet_hours else None,

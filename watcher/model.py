@@ -211,7 +211,8 @@ class Rule:
     throttle_max: int | None = None  # at most this many alerts...
     throttle_seconds: float | None = None  # ...per this window...
     throttle_key: str = "rule"  # ...counted per rule, or per feed
-    follow_up: str = "ignore"  # later items of an alerted story: "ignore" or "notify"
+    throttle_surplus: str = "drop"  # the alerts over budget: "drop" (recorded only) or "digest"
+    follow_up: str = "ignore"  # later items of an alerted story: "ignore", "notify" or "digest"
     on_official: str = "notify"  # an official notice joining a press-only story alerts once more
     source: str = ""  # "path:line" of the rule header, for messages
 

@@ -202,7 +202,9 @@ class Pipeline:
         rule = self._rules_by_id[match.rule_id]
         throttle = None
         if rule.throttle_max is not None and rule.throttle_seconds is not None:
-            throttle = Throttle(rule.throttle_max, timedelta(seconds=rule.throttle_seconds), rule.throttle_key)
+            throttle = Throttle(
+                rule.throttle_max, timedelta(seconds=rule.throttle_seconds), rule.throttle_key, rule.throttle_surplus
+            )
         return PlannedMatch(
             match,
             rule.title,

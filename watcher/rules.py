@@ -66,6 +66,7 @@ class ThrottleSpec(BaseModel):
     max: int = Field(ge=1)
     per: Duration
     key: Literal["rule", "feed"] = "rule"
+    surplus: Literal["drop", "digest"] = "drop"
 
 
 class RuleSpec(BaseModel):
@@ -92,7 +93,7 @@ class RuleSpec(BaseModel):
     feed_tags: list[str] = Field(default_factory=list)
     max_age: Duration | None = None
     on_update: Literal["notify", "ignore"] = "ignore"
-    follow_up: Literal["notify", "ignore"] = "ignore"
+    follow_up: Literal["notify", "digest", "ignore"] = "ignore"
     on_official: Literal["notify", "ignore"] = "notify"
     throttle: ThrottleSpec | None = None
     examples: ExamplesSpec = ExamplesSpec()
@@ -147,7 +148,7 @@ def _validation_error(path: str, lines: KeyLines, index: int, raw: Any, exc: Val
     known = {
         ("rule", index): KNOWN_FIELDS,
         ("rule", index, "examples"): ["match", "no_match"],
-        ("rule", index, "throttle"): ["max", "per", "key"],
+        ("rule", index, "throttle"): ["max", "per", "key", "surplus"],
     }
     message, line = first_error(
         _LocatedErrors(exc, ("rule", index)), lines, path, known_fields=known, describe=describe
@@ -373,6 +374,7 @@ def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
         throttle_max=spec.throttle.max if spec.throttle else None,
         throttle_seconds=spec.throttle.per.total_seconds() if spec.throttle else None,
         throttle_key=spec.throttle.key if spec.throttle else "rule",
+        throttle_surplus=spec.throttle.surplus if spec.throttle else "drop",
         source=f"{file.shown}:{header}" if header else file.shown,
     )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.unit.test_outbox import Clock, StubDeliver
 from watcher.model import Channel, DeliveryResult, Item, Match, Reason, Severity
 from watcher.notify.outbox import Outbox, RetryPolicy
-from watcher.store.decide import PlannedMatch
+from watcher.store.decide import PlannedMatch, Throttle
 from watcher.store.store import FeedSpec, Store
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday, noon UTC
@@ -191,4 +191,42 @@ def test_a_throttling_channel_slows_only_itself_and_honours_retry_after(tmp_path
     drain(box)
     assert sent.count("slack") == 4
     assert statuses(store) == {"sent": 6}
+    store.close()
+
+
+def test_follow_ups_and_throttle_surplus_can_wait_for_an_immediate_channels_digest(tmp_path: Path) -> None:
+    store, clock, stub = open_store(tmp_path), Clock(), StubDeliver([])
+    store.sync_feeds([FeedSpec("wire", "https://wire.example/rss", "Wire")], T0)
+    slack = Channel("slack", "apprise", ("json://x",), digest_schedule="0 8 * * *")
+    box = outbox(store, stub, clock, {"slack": slack})
+
+    def story(feed: str, key: str, title: str, planned: dict[str, object]) -> None:
+        item = Item(feed, key, title, f"https://{feed}.example/{key}", "", "", clock.now)
+        match = Match("deals", feed, key, Severity.HIGH, (Reason("title", "partnership", 0, 11),))
+        store.save_poll(
+            feed,
+            clock.now,
+            [item],
+            [PlannedMatch(match, "Deals", ("slack",), **planned)],  # type: ignore[arg-type]
+            etag=None,
+            last_modified=None,
+            next_check_at=clock.now,
+        )
+
+    budget = {"follow_up": "digest", "throttle": Throttle(1, timedelta(days=1), surplus="digest")}
+    story("news", "a", "Microsoft and Mistral AI agree partnership", budget)
+    drain(box)
+    assert len(stub.sent) == 1  # the first report goes at once
+    story("wire", "b", "Mistral AI partnership with Microsoft agreed", budget)  # a follow-up
+    story("wire", "c", "Nvidia backs robotics startup Figure in funding round", budget)  # over budget
+    drain(box)
+    assert len(stub.sent) == 1
+    [trail] = store.explain("Nvidia backs robotics")
+    assert "sent in the next digest" in (trail.matches[0].reason or "")
+    clock.now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    drain(box)
+    assert len(stub.sent) == 2
+    digest = stub.sent[1][1]
+    assert "Mistral AI partnership with Microsoft" in digest.body and "Nvidia" in digest.body
+    assert statuses(store) == {"sent": 3}
     store.close()

@@ -173,7 +173,7 @@ def test_template_dir_overrides_only_its_files(tmp_path: Path) -> None:
     assert body == "Custom: Microsoft / Mistral AI partnership: invitation to comment \\(watcher test\\) (HIGH)\n"
     assert title.startswith("[HIGH] CMA invitation")  # built-in title.j2
     assert check_templates({ch.name: ch}, NOW) == [
-        f"channel c-markdown: markdown templates OK (overrides from {tmp_path}: body.j2)"
+        f"channel c-markdown: markdown templates (overrides from {tmp_path}: body.j2)"
     ]
 
 
@@ -205,8 +205,8 @@ def test_check_templates_renders_every_branch(tmp_path: Path) -> None:
 def test_check_templates_reports_each_channel() -> None:
     channels = {"console": Channel("console", kind="console"), "legal-email": Channel("legal-email", format="html")}
     assert check_templates(channels, NOW) == [
-        "channel console: text templates OK (built-in)",
-        "channel legal-email: html templates OK (built-in)",
+        "channel console: text templates (built-in)",
+        "channel legal-email: html templates (built-in)",
     ]
 
 

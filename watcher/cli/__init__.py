@@ -255,15 +255,21 @@ def alerts(ctx: click.Context, failed: bool, explain: str | None, limit: int, as
     table = Table(title="Alerts", title_justify="left")
     for col in ("id", "rule", "sev", "item", "channel", "status", "tries", "created", "last error"):
         table.add_column(col)
+    digests = {name for name, c in loaded.config.resolved_channels.items() if c.mode == "digest"}
     for r in rows:
         color = {"sent": "green", "failed": "red", "pending": "yellow"}.get(r.status, "")
+        status = r.status
+        if r.digest_id is not None:
+            status += f" (digest #{r.digest_id})"
+        elif r.status == "pending" and r.channel in digests:
+            status += " (next digest)"
         table.add_row(
             str(r.delivery_id),
             r.rule_id,
             r.severity,
             r.item_title[:60],
             r.channel,
-            f"[{color}]{r.status}[/]",
+            f"[{color}]{status}[/]",
             str(r.attempts),
             when(r.created_at),
             (r.last_error or "")[:60],

@@ -239,21 +239,28 @@ class Outbox:
         return until
 
     async def _digests(self) -> DrainResult:
-        """Open the digests whose scheduled time has passed, then send every due digest."""
-        if not self._digest_channels:
-            return DrainResult()
+        """Open the digests whose scheduled time has passed, then send every due digest.
+
+        Digest channels send everything this way; immediate channels only what rules asked to
+        batch (follow-ups with follow_up = "digest", throttle surplus with surplus = "digest").
+        """
         now = self.clock()
-        for waiting in await asyncio.to_thread(self.store.waiting_for_digest, self._digest_channels):
+        others = set(self.channels) - self._digest_channels
+        for waiting in await asyncio.to_thread(self.store.waiting_for_digest, self._digest_channels, others):
             channel = self.channels[waiting.channel]
+            if not channel.digest_schedule:
+                continue
             after = max(waiting.oldest_at, waiting.last_due_at or waiting.oldest_at)
             due = digest_due(channel, after, now)
             if due is not None:
-                collected = await asyncio.to_thread(self.store.open_digest, channel.name, due, now)
+                batched_only = channel.name not in self._digest_channels
+                opened = partial(self.store.open_digest, batched_only=batched_only)
+                collected = await asyncio.to_thread(opened, channel.name, due, now)
                 if collected:
                     log.info("digest.opened", channel=channel.name, due=due.isoformat(), alerts=collected)
         total = DrainResult()
         paused = await asyncio.to_thread(self.store.paused_channels, now)
-        ready = self._digest_channels - set(paused)
+        ready = set(self.channels) - set(paused)
         for digest in await asyncio.to_thread(self.store.claim_due_digests, now, self.policy.lease, ready):
             total += await self._send_digest(digest, paused)
         return total

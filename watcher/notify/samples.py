@@ -108,5 +108,5 @@ def check_templates(channels: Mapping[str, Channel], now: datetime) -> list[str]
         renderer.render_digest(replace(digest, since=None), replace(channel, digest_max_items=2))
         overrides = renderer.overrides(channel)
         where = f"overrides from {channel.template_dir}: {', '.join(overrides)}" if overrides else "built-in"
-        lines.append(f"channel {name}: {channel.format} templates OK ({where})")
+        lines.append(f"channel {name}: {channel.format} templates ({where})")
     return lines

@@ -34,6 +34,7 @@ class Throttle:
     max_alerts: int
     per: timedelta
     key: str = "rule"  # "rule" | "feed"
+    surplus: str = "drop"  # "drop" | "digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class PlannedMatch:
     on_update: str = "ignore"
     throttle: Throttle | None = None
     silenced_by: str | None = None  # why, when an active silence covers it
-    follow_up: str = "ignore"  # later items of an alerted story: "ignore" or "notify"
+    follow_up: str = "ignore"  # later items of an alerted story: "ignore", "notify" or "digest"
     on_official: str = "notify"  # an official source joining a press-only story: "notify" or "ignore"
 
 
@@ -110,16 +111,17 @@ def record_matches(
         if match_id is None:
             continue  # another replica recorded this very match
         matches += 1
-        decision, reason, kind = _decide(s, insert, now, p, fp, match_id, is_update, story, item_id)
+        decision, reason, kind, batched = _decide(s, insert, now, p, fp, match_id, is_update, story, item_id)
         if decision != ALERTED or kind != "first":
             s.execute(
                 MatchRow.__table__.update()  # type: ignore[attr-defined]
                 .where(MatchRow.__table__.c.id == match_id)  # type: ignore[attr-defined]
                 .values(decision=decision, decision_reason=reason, alert_kind=kind)
             )
-        if decision != ALERTED:
+        if decision == ALERTED:
+            alerted += 1
+        elif not batched:
             continue
-        alerted += 1
         if p.channels:
             rows_ = [
                 {
@@ -129,6 +131,7 @@ def record_matches(
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
+                    "batched": batched,
                 }
                 for ch in sorted(set(p.channels))
             ]
@@ -157,28 +160,32 @@ def _decide(
     is_update: bool,
     story: StoryView | None,
     item_id: int,
-) -> tuple[str, str | None, str]:
-    """(decision, reason, alert kind) for one recorded match."""
+) -> tuple[str, str | None, str, bool]:
+    """(decision, reason, alert kind, whether it waits for the channels' next digest)."""
     rule_id = p.match.rule_id
     kind = "update" if is_update else "first"
     reason: str | None = None
     if is_update and p.on_update != "notify":
-        return UPDATE_IGNORED, 'the item was edited; the rule has on_update = "ignore"', kind
+        return UPDATE_IGNORED, 'the item was edited; the rule has on_update = "ignore"', kind, False
     if p.silenced_by:
-        return SILENCED, p.silenced_by, kind
+        return SILENCED, p.silenced_by, kind, False
+    batched = False
     first = _alert_key(s, rule_id, fp)
     if first is not None:
         if story is not None and story.became_official and p.on_official == "notify":
             fp, kind = f"{fp}#confirmed", "confirmed"
             reason = f"confirmed by an official source ({p.match.feed_id}) after match #{first} alerted"
-        elif story is not None and p.follow_up == "notify":
+        elif story is not None and p.follow_up in ("notify", "digest"):
             fp, kind = f"{fp}#item:{item_id}", "follow_up"
             reason = f"follow-up to match #{first}: story {story.id} now has {len(story.sources)} sources"
+            if p.follow_up == "digest":
+                batched, reason = True, f"{reason}; sent in the next digest"
         else:
             where = f"story {story.id}" if story is not None else "this story"
-            return DUPLICATE, f"duplicate of {where}, already alerted for this rule as match #{first}", kind
+            return DUPLICATE, f"duplicate of {where}, already alerted for this rule as match #{first}", kind, False
         if _alert_key(s, rule_id, fp) is not None:
-            return DUPLICATE, f"duplicate: the {kind.replace('_', '-')} alert for this story already went out", kind
+            gone = f"duplicate: the {kind.replace('_', '-')} alert for this story already went out"
+            return DUPLICATE, gone, kind, False
     if p.throttle is not None:
         stmt = (
             select(func.count())
@@ -195,16 +202,27 @@ def _decide(
         if count >= p.throttle.max_alerts:
             scope = f" from feed {p.match.feed_id}" if p.throttle.key == "feed" else ""
             window = _human(p.throttle.per)
-            return THROTTLED, f"{count} alerts{scope} within {window}; the rule allows {p.throttle.max_alerts}", kind
+            why = f"{count} alerts{scope} within {window}; the rule allows {p.throttle.max_alerts}"
+            if p.throttle.surplus != "digest":
+                return THROTTLED, why, kind, False
+            # The surplus still counts as this story's alert, so the story is not sent again.
+            if not _claim_key(s, insert, now, rule_id, fp, match_id):
+                return DUPLICATE, "duplicate: this story already alerted for this rule", kind, False
+            return THROTTLED, f"{why}; sent in the next digest", kind, True
+    if not _claim_key(s, insert, now, rule_id, fp, match_id):  # a replica alerted the same story a moment ago
+        return DUPLICATE, "duplicate: this story already alerted for this rule", kind, False
+    return ALERTED, reason, kind, batched
+
+
+def _claim_key(s: Session, insert: Callable[[Any], Any], now: datetime, rule_id: str, fp: str, match_id: int) -> bool:
+    """One alert per (rule, story): the constraint decides, also between replicas."""
     won = s.execute(
         insert(AlertKeyRow)
         .values(rule_id=rule_id, fingerprint=fp, match_id=match_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["rule_id", "fingerprint"])
         .returning(col(AlertKeyRow.match_id))
     ).scalar_one_or_none()
-    if won is None:  # a replica alerted the same story a moment ago
-        return DUPLICATE, "duplicate: this story already alerted for this rule", kind
-    return ALERTED, reason, kind
+    return won is not None
 
 
 def _alert_key(s: Session, rule_id: str, fp: str) -> int | None:

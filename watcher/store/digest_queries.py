@@ -42,15 +42,19 @@ class DigestQueries:
     _insert: Callable[[Any], Any]
     _alerts: Callable[[Session, Sequence[int]], list[Alert]]
 
-    def waiting_for_digest(self, channels: Collection[str]) -> list[Waiting]:
-        """Digest channels that have alerts waiting, with what decides their next digest time."""
-        if not channels:
+    def waiting_for_digest(self, digest_channels: Collection[str], others: Collection[str] = ()) -> list[Waiting]:
+        """Channels with alerts waiting for a digest, with what decides their next digest time.
+
+        ``digest_channels`` send everything as digests; ``others`` (immediate channels) only
+        the rows marked ``batched`` (follow-ups and throttle surplus that rules send as digests).
+        """
+        if not digest_channels and not others:
             return []
         with self._session() as s:
             oldest = s.execute(
                 select(col(DeliveryRow.channel), func.min(col(DeliveryRow.created_at)))
                 .where(col(DeliveryRow.status) == PENDING, col(DeliveryRow.digest_id).is_(None))
-                .where(col(DeliveryRow.channel).in_(sorted(channels)))
+                .where(_waiting(digest_channels, others))
                 .group_by(col(DeliveryRow.channel))
             ).all()
             if not oldest:
@@ -64,9 +68,10 @@ class DigestQueries:
             )
             return [Waiting(c, _utc(at), _aware(last.get(c))) for c, at in oldest if at is not None]
 
-    def open_digest(self, channel: str, due_at: datetime, now: datetime) -> int:
+    def open_digest(self, channel: str, due_at: datetime, now: datetime, *, batched_only: bool = False) -> int:
         """Open the digest for ``due_at`` and collect every alert waiting for it; return how many.
 
+        ``batched_only``: an immediate channel, whose digest takes only the rows marked batched.
         0 when another replica opened it first, or when nothing was waiting after all.
         """
         with self._session() as s:
@@ -85,13 +90,14 @@ class DigestQueries:
             ).scalar_one_or_none()
             if digest_id is None:
                 return 0
-            collected = s.execute(
+            collect = (
                 update(DeliveryRow)
                 .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.status) == PENDING)
                 .where(col(DeliveryRow.digest_id).is_(None), col(DeliveryRow.created_at) <= now)
-                .values(digest_id=digest_id)
-                .returning(col(DeliveryRow.id))
-            ).all()
+            )
+            if batched_only:
+                collect = collect.where(col(DeliveryRow.batched).is_(True))
+            collected = s.execute(collect.values(digest_id=digest_id).returning(col(DeliveryRow.id))).all()
             if not collected:
                 s.execute(delete(DigestRow).where(col(DigestRow.id) == digest_id))
             return len(collected)
@@ -194,6 +200,13 @@ class DigestQueries:
                 .where(col(DeliveryRow.digest_id) == digest_id, col(DeliveryRow.status) == PENDING)
                 .values(status=FAILED, last_error=f"in digest #{digest_id}: {error}")
             )
+
+
+def _waiting(digest_channels: Collection[str], others: Collection[str]) -> Any:
+    condition: Any = col(DeliveryRow.channel).in_(sorted(digest_channels))
+    if others:
+        condition = condition | (col(DeliveryRow.batched).is_(True) & col(DeliveryRow.channel).in_(sorted(others)))
+    return condition
 
 
 def _aware(value: datetime | None) -> datetime | None:

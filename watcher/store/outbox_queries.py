@@ -33,6 +33,7 @@ class AlertStatus:
     created_at: datetime | None
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    digest_id: int | None = None  # the digest that carries (or carried) this alert
 
 
 class OutboxQueries:
@@ -53,14 +54,14 @@ class OutboxQueries:
 
         ``exclude``: rows already tried in this drain, so a retry due at once waits for the next one.
         ``skip_channels``: digest channels (their rows wait for the digest) and paused ones.
-        Rows a digest has collected are the digest's to send, never claimed here.
+        Rows a digest has collected, or that wait for one (``batched``), are never claimed here.
         """
         with self._session() as s:
             stmt = (
                 select(col(DeliveryRow.id))
                 .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
                 .where(col(DeliveryRow.next_attempt_at) <= now)
-                .where(col(DeliveryRow.digest_id).is_(None))
+                .where(col(DeliveryRow.digest_id).is_(None), col(DeliveryRow.batched).is_(False))
             )
             if skip_channels:
                 stmt = stmt.where(col(DeliveryRow.channel).not_in(sorted(skip_channels)))
@@ -216,6 +217,7 @@ class OutboxQueries:
                     d.created_at,
                     d.sent_at,
                     d.next_attempt_at,
+                    d.digest_id,
                 )
                 for d, m, i in s.execute(stmt).all()
             ]

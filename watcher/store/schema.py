@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -203,6 +204,9 @@ class DeliveryRow(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     # Set when a digest collected this row: the digest is then the one message that carries it.
     digest_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
+    # Waits for the channel's next digest even on an immediate channel: a follow-up of a rule with
+    # follow_up = "digest", or a throttled rule's surplus with surplus = "digest".
+    batched: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class DigestRow(SQLModel, table=True):

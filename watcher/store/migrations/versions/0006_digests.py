@@ -34,6 +34,7 @@ def upgrade() -> None:
     op.create_index("ix_digests_due", "digests", ["status", "next_attempt_at"])
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("digest_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("batched", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.create_index("ix_deliveries_digest_id", ["digest_id"])
         batch.create_index("ix_deliveries_channel_sent", ["channel", "sent_at"])
     with op.batch_alter_table("channel_health") as batch:
@@ -54,6 +55,7 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_index("ix_deliveries_channel_sent")
         batch.drop_index("ix_deliveries_digest_id")
+        batch.drop_column("batched")
         batch.drop_column("digest_id")
     op.drop_index("ix_digests_due", table_name="digests")
     op.drop_table("digests")
