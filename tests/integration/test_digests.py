@@ -84,6 +84,9 @@ def test_one_digest_at_its_time_grouped_by_story_across_a_restart(db_url: str, f
     # Grouped by story (the two Mistral reports together, first: highest severity), then severity.
     assert positions == sorted(positions), body
     assert store.count_deliveries() == {"sent": 4}
+    [digest_id] = {r.digest_id for r in store.alert_statuses()}
+    assert digest_id is not None and len(store.alert_statuses(digest_id=digest_id)) == 4
+    assert f"--digest {digest_id}" not in body  # four alerts fit: nothing left to look up
 
     # Nothing more until the next morning, and then only what is new.
     asyncio.run(box.drain())

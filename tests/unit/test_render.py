@@ -220,7 +220,8 @@ def test_digest_lists_at_most_max_items_and_attaches_the_rest_as_csv() -> None:
     message = Renderer({ch.name: ch}).render_digest(digest, ch)
     assert message.title == "Watcher digest: 30 alerts since 2026-11-28 14:25"
     assert len(re.findall(r"^\[(LOW|MEDIUM)\] ", message.body, re.MULTILINE)) == 25
-    assert "…and 5 more, not listed here: the attached watcher-digest-2026-11-29.csv has all 30 alerts." in message.body
+    assert "…and 5 more, not listed here: `watcher alerts --digest 7` lists all 30" in message.body
+    assert "watcher-digest-2026-11-29.csv has them" in message.body
     [attachment] = message.attachments
     assert attachment.name == "watcher-digest-2026-11-29.csv"
     assert attachment.content.startswith(b"\xef\xbb\xbf")  # so Excel reads it as UTF-8

@@ -223,17 +223,23 @@ def feeds(obj: Ctx, as_json: bool) -> None:
 
 @cli.group(invoke_without_command=True)
 @click.option("--failed", is_flag=True, help="Only deliveries that gave up (dead letters).")
+@click.option(
+    "--digest", "digest_id", type=int, metavar="ID", help="Only the alerts of one digest (its message names it)."
+)
 @click.option("--explain", metavar="ITEM", help="The decision trail of an item: its id, key, link or title words.")
 @click.option("--limit", default=50, show_default=True, help="How many to show.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def alerts(ctx: click.Context, failed: bool, explain: str | None, limit: int, as_json: bool) -> None:
+def alerts(
+    ctx: click.Context, failed: bool, digest_id: int | None, explain: str | None, limit: int, as_json: bool
+) -> None:
     """Recent alerts and their delivery state, newest first; or why an item did or did not alert.
 
     \b
     Examples:
       watcher alerts
       watcher alerts --failed
+      watcher alerts --digest 12
       watcher alerts --explain https://www.gov.uk/cma-cases/microsoft-slash-mistral-ai
       watcher alerts retry 12 13
     """
@@ -246,7 +252,11 @@ def alerts(ctx: click.Context, failed: bool, explain: str | None, limit: int, as
         if explain is not None:
             _explain(store.explain(explain), explain, as_json)
             return
-        rows = store.alert_statuses(limit=limit, status=DeliveryStatus.FAILED if failed else None)
+        rows = store.alert_statuses(
+            limit=limit if digest_id is None else 10_000,
+            status=DeliveryStatus.FAILED if failed else None,
+            digest_id=digest_id,
+        )
     finally:
         store.close()
     if as_json:

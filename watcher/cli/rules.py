@@ -26,7 +26,7 @@ from watcher.feeds.fetch import Fetcher, FetchPolicy
 from watcher.inputs import META_SUFFIX, Input, input_files, read_inputs
 from watcher.match import RuleSet
 from watcher.model import Item, Match, Rule
-from watcher.rules import json_schema, load_rules, rule_files
+from watcher.rules import display_path, json_schema, load_rules, rule_files
 from watcher.store.decide import fingerprint
 from watcher.store.store import Store
 
@@ -53,7 +53,7 @@ def load_and_report(paths: list[Path], *, quiet: bool = False) -> list[Rule]:
     if not quiet:
         counts = Counter(r.source.rpartition(":")[0] for r in rules)
         for path in rule_files(paths):
-            shown = next((f for f in counts if Path(f).resolve() == path.resolve()), str(path))
+            shown = next((f for f in counts if Path(f).resolve() == path.resolve()), display_path(path))
             out.print(f"OK      {shown} ({counts.get(shown, 0)} rules)")
     return rules
 

@@ -191,7 +191,9 @@ class OutboxQueries:
                 )
             return len(result)
 
-    def alert_statuses(self, *, limit: int = 50, status: DeliveryStatus | None = None) -> list[AlertStatus]:
+    def alert_statuses(
+        self, *, limit: int = 50, status: DeliveryStatus | None = None, digest_id: int | None = None
+    ) -> list[AlertStatus]:
         with self._session() as s:
             stmt = (
                 select(DeliveryRow, MatchRow, ItemRow)
@@ -202,6 +204,8 @@ class OutboxQueries:
             )
             if status is not None:
                 stmt = stmt.where(col(DeliveryRow.status) == status.value)
+            if digest_id is not None:
+                stmt = stmt.where(col(DeliveryRow.digest_id) == digest_id)
             return [
                 AlertStatus(
                     d.id or 0,
