@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-stories clean
+.PHONY: run test lint bench bench-stories bench-notify clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -32,6 +32,9 @@ bench: $(BIN)/.installed
 
 bench-stories: $(BIN)/.installed
 	$(BIN)/python -m bench.stories
+
+bench-notify: $(BIN)/.installed
+	$(BIN)/python -m bench.notify
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,16 +19,15 @@ import io
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import feedparser
 from rich.console import Console
 from rich.table import Table
 
 from bench.matching import bench_scaling
+from bench.timing import best_of
 from watcher.config import load_config
 from watcher.feeds.fetch import Fetcher
 from watcher.feeds.normalise import html_to_text, normalise_feed
@@ -42,16 +41,6 @@ from watcher.store.store import FeedSpec, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FEEDS = ROOT / "tests" / "data" / "feeds"
-
-
-def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` runs: the least disturbed by other work on the machine."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def corpus(n: int) -> list[Item]:

@@ -158,9 +158,11 @@ class Outbox:
             return DrainResult(failed=1)
         result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
-            await asyncio.to_thread(self.store.mark_sent, alert.delivery_id, self.clock())
+            sent = partial(self.store.mark_sent, channel=channel.name)
+            recovered = await asyncio.to_thread(sent, alert.delivery_id, self.clock())
             bound.info("delivery.sent", attempts=alert.attempts + 1)
-            await self._channel_ok(channel, bound)
+            if recovered:
+                bound.info("channel.recovered")
             return DrainResult(sent=1)
         error = self.redactor(result.error or "delivery failed")
         attempts = alert.attempts + 1

@@ -141,8 +141,12 @@ class OutboxQueries:
             for d, m, i, f in rows
         ]
 
-    def mark_sent(self, delivery_id: int, now: datetime) -> None:
-        self._finish(delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
+    def mark_sent(self, delivery_id: int, now: datetime, *, channel: str | None = None) -> bool:
+        """Record a successful send, and with ``channel`` that the channel works again, in one
+        transaction (the commit is most of a send's database cost). True if an outage just ended."""
+        with self._session() as s:
+            self._finish_in(s, delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
+            return channel is not None and _recovered(s, channel)
 
     def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
         self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
@@ -161,12 +165,16 @@ class OutboxQueries:
 
     def _finish(self, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
         with self._session() as s:
-            s.execute(
-                update(DeliveryRow)
-                .where(col(DeliveryRow.id) == delivery_id)
-                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
-            )
+            self._finish_in(s, delivery_id, status=status, **values)
+
+    @staticmethod
+    def _finish_in(s: Session, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
+        s.execute(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.id) == delivery_id)
+            .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+            .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
+        )
 
     def retry_failed(self, delivery_ids: Sequence[int] | None, now: datetime) -> int:
         """Put failed deliveries back in the queue (all of them when ``delivery_ids`` is None).
@@ -270,12 +278,7 @@ class ChannelHealthQueries:
     def channel_ok(self, channel: str) -> bool:
         """Record a success; True if the channel had been failing (an outage just ended)."""
         with self._session() as s:
-            result = s.execute(
-                update(ChannelHealthRow)
-                .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
-                .values(failing_since=None, fallback_sent_at=None, last_error=None, failures=0, paused_until=None)
-            )
-            return bool(_rowcount(result))
+            return _recovered(s, channel)
 
     def claim_fallback(self, channel: str, now: datetime) -> bool:
         """Only one replica tells the fallback about one outage: the conditional update decides."""
@@ -334,6 +337,15 @@ class ChannelHealthQueries:
                 .all()
             )
             return sorted((t for t in [*alone, *digests] if t is not None), reverse=True)[:limit]
+
+
+def _recovered(s: Session, channel: str) -> bool:
+    result = s.execute(
+        update(ChannelHealthRow)
+        .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
+        .values(failing_since=None, fallback_sent_at=None, last_error=None, failures=0, paused_until=None)
+    )
+    return bool(_rowcount(result))
 
 
 def _rowcount(result: Any) -> int:
