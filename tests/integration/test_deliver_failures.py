@@ -27,7 +27,7 @@ from tests.fixtures.feed_server import FeedServer, RecordedRequest, Response
 from tests.fixtures.smtp_sink import SmtpSink
 from watcher.model import Attachment, Channel, Message
 from watcher.notify.deliver import deliver
-from watcher.notify.http_seam import parse_retry_after
+from watcher.notify.http_seam import retry_after
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -116,12 +116,12 @@ def test_retry_after_is_clamped_or_ignored(
 
 def test_retry_after_http_date_is_measured_from_the_response_date() -> None:
     date = "Sun, 06 Nov 1994 08:49:37 GMT"  # the peer's clock, far from ours
-    assert parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", date) == 120
-    assert parse_retry_after("Sun, 06 Nov 1994 08:40:00 GMT", date) == 0  # in the past
-    assert parse_retry_after("Sunday, 06-Nov-94 08:51:37 GMT", date) == 120  # RFC 850 form
-    assert parse_retry_after(" 15 ", None) == 15
-    assert parse_retry_after("-5", None) is None
-    assert parse_retry_after("", None) is None
+    assert retry_after("Sun, 06 Nov 1994 08:51:37 GMT", date) == 120
+    assert retry_after("Sun, 06 Nov 1994 08:40:00 GMT", date) == 0  # in the past
+    assert retry_after("Sunday, 06-Nov-94 08:51:37 GMT", date) == 120  # RFC 850 form
+    assert retry_after(" 15 ", None) == 15
+    assert retry_after("-5", None) is None
+    assert retry_after("", None) is None
 
 
 def test_500_is_recoverable_and_ignores_retry_after(feed_server: FeedServer) -> None:

@@ -21,7 +21,8 @@ import pytest
 
 from tests.fixtures.feed_server import FeedServer, RecordedRequest, Response
 from watcher.errors import FetchError, FetchFailure
-from watcher.feeds.fetch import ACCEPT, BodyTooLarge, Fetcher, FetchPolicy, classify, parse_retry_after
+from watcher.feeds.fetch import ACCEPT, BodyTooLarge, Fetcher, FetchPolicy, classify
+from watcher.httpdate import parse_retry_after
 from watcher.model import FetchResult
 
 FEED = b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>CMA</title></channel></rss>'

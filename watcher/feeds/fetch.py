@@ -22,6 +22,7 @@ from urllib.request import url2pathname
 import httpx
 
 from watcher.errors import FetchError, FetchFailure
+from watcher.httpdate import parse_retry_after
 from watcher.model import FetchResult
 
 ACCEPT = "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -279,28 +280,6 @@ def _status_error(feed_id: str, url: str, response: httpx.Response) -> FetchErro
     if retry_after is not None:
         message += f" (retry after {retry_after:.0f} s)"
     return FetchError(feed_id, url, message, FetchFailure.RATE_LIMITED, status=status, retry_after_seconds=retry_after)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Read Retry-After (RFC 9110 10.2.3) as seconds from ``now``; None if absent or unreadable."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        try:
-            return float(int(value))
-        except (ValueError, OverflowError):  # thousands of digits: not a delay anyone meant
-            return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    # HTTP dates are always GMT (RFC 9110 5.6.7); asctime dates parse as naive.
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _http_host(feed_id: str, url: str) -> str:

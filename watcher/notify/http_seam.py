@@ -19,7 +19,6 @@ requests' default adapter makes no retries. So the wait goes back to the outbox,
 from __future__ import annotations
 
 import contextvars
-import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from typing import Any
 
 import requests
 import requests.adapters
+
+from watcher.httpdate import parse_retry_after
 
 # Capped: a peer asking for more than a day is more likely misconfigured than right, and the
 # outbox's own backoff still applies on top.
@@ -71,8 +72,8 @@ def _observe_send(send: _Send) -> _Send:
             exchanges.append(Exchange(None, failure=_failure_kind(exc), detail=_os_error(exc)))
             raise
         headers = response.headers
-        retry_after = parse_retry_after(headers.get("Retry-After"), headers.get("Date"))
-        exchanges.append(Exchange(response.status_code, retry_after))
+        wait = retry_after(headers.get("Retry-After"), headers.get("Date"))
+        exchanges.append(Exchange(response.status_code, wait))
         return response
 
     observed_send.watcher_observed = True  # type: ignore[attr-defined]
@@ -117,32 +118,11 @@ def _os_error(exc: BaseException) -> str | None:
     return None
 
 
-def parse_retry_after(value: str | None, date: str | None) -> float | None:
-    """Read Retry-After (RFC 9110 10.2.3) as seconds, clamped to 0..24 h; None if absent or unreadable.
-
-    An HTTP-date is measured from the response's own Date header when it has one, so the peer's
-    clock and ours need not agree; else from our clock.
-    """
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        seconds = float(value) if len(value) <= 9 else _MAX_RETRY_AFTER_SECONDS
-    else:
-        when = _http_date(value)
-        if when is None:
-            return None
-        seconds = (when - (_http_date(date) or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
-
-
-def _http_date(value: str | None) -> datetime | None:
-    try:
-        when = email.utils.parsedate_to_datetime(value or "")
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    # HTTP dates are always GMT (RFC 9110 5.6.7); asctime dates parse as naive.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+def retry_after(value: str | None, date: str | None) -> float | None:
+    """A response's Retry-After in seconds, clamped to 24 h: a peer asking for more than a day is
+    more likely misconfigured than right, and the outbox's own backoff still applies on top."""
+    seconds = parse_retry_after(value, datetime.now(UTC), date=date)
+    return None if seconds is None else min(seconds, _MAX_RETRY_AFTER_SECONDS)
 
 
 def observe_notify(service: Any) -> list[list[Exchange]]:
