@@ -36,6 +36,7 @@ class Loaded:
     rules: list[Rule]
     # Built here so a broken template is a ConfigError at load (and a reload keeps the last good).
     renderer: Renderer
+    templates: list[str]  # one line per channel: its format and where its templates come from
 
 
 def load(config_path: Path) -> Loaded:
@@ -54,8 +55,9 @@ def load(config_path: Path) -> Loaded:
                 raise _rule_error(rule, f'"feeds": unknown feed "{feed}" (see [[feed]] in {config.path})')
     # Render every template on the samples too: a template that only fails on data (a misspelt
     # variable) must stop the daemon from starting, not fail each alert at 3 a.m.
-    check_templates(config.resolved_channels, utcnow())
-    return Loaded(config, rules, Renderer(config.resolved_channels))
+    renderer = Renderer(config.resolved_channels)
+    report = check_templates(config.resolved_channels, utcnow(), renderer)
+    return Loaded(config, rules, renderer, report)
 
 
 def _rule_error(rule: Rule, message: str) -> RuleError:

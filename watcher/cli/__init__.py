@@ -31,7 +31,7 @@ from watcher.notify.deliver import deliver
 from watcher.notify.outbox import DrainResult, Outbox
 from watcher.notify.render import Renderer
 from watcher.notify.route import destinations
-from watcher.notify.samples import check_templates, sample_alert
+from watcher.notify.samples import sample_alert
 from watcher.notify.schedule import describe_pacing
 from watcher.pipeline import Pipeline, PollOutcome
 from watcher.store.silences import ItemTrail
@@ -162,7 +162,7 @@ async def _poll_once(
 @cli.command()
 @click.pass_obj
 def check(obj: Ctx) -> None:
-    """Validate the config and every rule file; print OK or FAILED per file.
+    """Validate the config, every rule file and every template; print OK or FAILED per file.
 
     Exits 2 at the first invalid file, with one line naming its file and line.
 
@@ -173,14 +173,14 @@ def check(obj: Ctx) -> None:
     config = load_config(obj.config_path)
     out.print(f"OK      {obj.config_path} ({len(config.feeds)} feeds, {len(config.resolved_channels)} channels)")
     load_and_report([config.rules_dir])
-    loaded = load(obj.config_path)  # cross-file checks: unique ids, known channels and feeds
-    out.print(f"OK      {len(loaded.rules)} rules in all")
     try:
-        lines = check_templates(loaded.config.resolved_channels, utcnow())
+        # Cross-file checks (unique ids, known channels and feeds), then every template rendered.
+        loaded = load(obj.config_path)
     except ConfigError as exc:
-        out.print(f"[red]FAILED[/]  {escape(str(exc.path or 'templates'))}")
+        out.print(f"[red]FAILED[/]  {escape(str(exc.path or obj.config_path))}")
         raise
-    for line in lines:
+    out.print(f"OK      {len(loaded.rules)} rules in all")
+    for line in loaded.templates:
         out.print(f"OK      {escape(line)}")
 
 

@@ -84,14 +84,14 @@ def sample_digest(channel: str, now: datetime) -> Digest:
     return Digest(digest_id=1, channel=channel, due_at=now, since=now - timedelta(days=1), alerts=tuple(alerts))
 
 
-def check_templates(channels: Mapping[str, Channel], now: datetime) -> list[str]:
+def check_templates(channels: Mapping[str, Channel], now: datetime, renderer: Renderer | None = None) -> list[str]:
     """Render every template of every channel on the samples; one line per channel.
 
     Each alert kind is rendered, with and without link, date, entities and snippet, and the digest
     with and without "more", so a mistake in any branch shows now. Raises ConfigError
     (``path:line: message``) for a template that fails to compile or render.
     """
-    renderer = Renderer(channels)
+    renderer = renderer or Renderer(channels)
     lines = []
     for name, channel in channels.items():
         alert = sample_alert(name, now)
