@@ -164,24 +164,49 @@ class Outbox:
             if recovered:
                 bound.info("channel.recovered")
             return DrainResult(sent=1)
+        dead = await self._failed(
+            channel,
+            result,
+            alert.attempts + 1,
+            bound,
+            paused,
+            event="delivery",
+            fail=partial(self.store.mark_failed, alert.delivery_id),
+            retry=partial(self.store.mark_retry, alert.delivery_id),
+        )
+        return DrainResult(failed=1) if dead else DrainResult(retried=1)
+
+    async def _failed(
+        self,
+        channel: Channel,
+        result: DeliveryResult,
+        attempts: int,
+        bound: structlog.typing.FilteringBoundLogger,
+        paused: dict[str, datetime],
+        *,
+        event: str,
+        fail: Callable[[str], None],
+        retry: Callable[[str, datetime], None],
+    ) -> bool:
+        """Record a failed send of an alert or a digest: back off its channel if retrying can help,
+        then dead-letter it (``fail``) or schedule its next attempt (``retry``). True if dead."""
         error = self.redactor(result.error or "delivery failed")
-        attempts = alert.attempts + 1
-        if not result.recoverable or attempts >= self.policy.max_attempts:
-            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
-            bound.error("delivery.failed", error=error, attempts=attempts, recoverable=result.recoverable)
-            if result.recoverable:
-                await self._channel_failed(channel, result, error, bound, paused)
-            return DrainResult(failed=1)
-        retry_at = await self._channel_failed(channel, result, error, bound, paused)
-        retry_at = max(retry_at, self.clock() + self.policy.delay(attempts, self._rng))
-        await asyncio.to_thread(self.store.mark_retry, alert.delivery_id, error, retry_at)
+        channel_retry_at = None
+        if result.recoverable:
+            channel_retry_at = await self._channel_failed(channel, result, error, bound, paused)
+        if channel_retry_at is None or attempts >= self.policy.max_attempts:
+            await asyncio.to_thread(fail, error)
+            bound.error(f"{event}.failed", error=error, attempts=attempts, recoverable=result.recoverable)
+            return True
+        retry_at = max(channel_retry_at, self.clock() + self.policy.delay(attempts, self._rng))
+        await asyncio.to_thread(retry, error, retry_at)
         bound.warning(
-            "delivery.retry",
+            f"{event}.retry",
             error=error,
             attempts=attempts,
             retry_in_seconds=round((retry_at - self.clock()).total_seconds()),
         )
-        return DrainResult(retried=1)
+        return False
 
     async def _rate_limited(self, channel: Channel, now: datetime) -> datetime | None:
         if channel.rate_limit is None:
@@ -191,10 +216,6 @@ class Outbox:
         if until is not None:
             await asyncio.to_thread(self.store.pause_channel, channel.name, until)
         return until
-
-    async def _channel_ok(self, channel: Channel, bound: structlog.typing.FilteringBoundLogger) -> None:
-        if await asyncio.to_thread(self.store.channel_ok, channel.name):
-            bound.info("channel.recovered")
 
     async def _channel_failed(
         self,
@@ -284,18 +305,20 @@ class Outbox:
             return DrainResult(failed=len(digest.alerts))
         result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
-            await asyncio.to_thread(self.store.mark_digest_sent, digest.digest_id, self.clock())
+            sent = partial(self.store.mark_digest_sent, channel=channel.name)
+            recovered = await asyncio.to_thread(sent, digest.digest_id, self.clock())
             bound.info("digest.sent", attempts=digest.attempts + 1)
-            await self._channel_ok(channel, bound)
+            if recovered:
+                bound.info("channel.recovered")
             return DrainResult(sent=len(digest.alerts), digests=1)
-        error = self.redactor(result.error or "delivery failed")
-        attempts = digest.attempts + 1
-        if not result.recoverable or attempts >= self.policy.max_attempts:
-            await asyncio.to_thread(self.store.mark_digest_failed, digest.digest_id, error)
-            bound.error("digest.failed", error=error, attempts=attempts, recoverable=result.recoverable)
-            return DrainResult(failed=len(digest.alerts))
-        retry_at = await self._channel_failed(channel, result, error, bound, paused)
-        retry_at = max(retry_at, self.clock() + self.policy.delay(attempts, self._rng))
-        await asyncio.to_thread(self.store.mark_digest_retry, digest.digest_id, error, retry_at)
-        bound.warning("digest.retry", error=error, attempts=attempts)
-        return DrainResult(retried=len(digest.alerts))
+        dead = await self._failed(
+            channel,
+            result,
+            digest.attempts + 1,
+            bound,
+            paused,
+            event="digest",
+            fail=partial(self.store.mark_digest_failed, digest.digest_id),
+            retry=partial(self.store.mark_digest_retry, digest.digest_id),
+        )
+        return DrainResult(failed=len(digest.alerts)) if dead else DrainResult(retried=len(digest.alerts))

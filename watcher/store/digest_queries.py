@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Digest
+from watcher.store.outbox_queries import channel_recovered
 from watcher.store.schema import DeliveryRow, DigestRow
 
 PENDING = DeliveryStatus.PENDING.value
@@ -155,8 +156,9 @@ class DigestQueries:
             attempts=row.attempts,
         )
 
-    def mark_digest_sent(self, digest_id: int, now: datetime) -> None:
-        """The digest and every alert in it are sent: one transaction, so they never disagree."""
+    def mark_digest_sent(self, digest_id: int, now: datetime, *, channel: str | None = None) -> bool:
+        """The digest and every alert in it are sent: one transaction, so they never disagree;
+        with ``channel``, also that the channel works again. True if an outage just ended."""
         with self._session() as s:
             s.execute(
                 update(DigestRow)
@@ -168,6 +170,7 @@ class DigestQueries:
                 .where(col(DeliveryRow.digest_id) == digest_id, col(DeliveryRow.status) != SENT)
                 .values(status=SENT, sent_at=now, last_error=None)
             )
+            return channel is not None and channel_recovered(s, channel)
 
     def mark_digest_retry(self, digest_id: int, error: str, next_attempt_at: datetime) -> None:
         with self._session() as s:

@@ -146,7 +146,7 @@ class OutboxQueries:
         transaction (the commit is most of a send's database cost). True if an outage just ended."""
         with self._session() as s:
             self._finish_in(s, delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
-            return channel is not None and _recovered(s, channel)
+            return channel is not None and channel_recovered(s, channel)
 
     def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
         self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
@@ -278,7 +278,7 @@ class ChannelHealthQueries:
     def channel_ok(self, channel: str) -> bool:
         """Record a success; True if the channel had been failing (an outage just ended)."""
         with self._session() as s:
-            return _recovered(s, channel)
+            return channel_recovered(s, channel)
 
     def claim_fallback(self, channel: str, now: datetime) -> bool:
         """Only one replica tells the fallback about one outage: the conditional update decides."""
@@ -339,7 +339,8 @@ class ChannelHealthQueries:
             return sorted((t for t in [*alone, *digests] if t is not None), reverse=True)[:limit]
 
 
-def _recovered(s: Session, channel: str) -> bool:
+def channel_recovered(s: Session, channel: str) -> bool:
+    """Within ``s``: clear the channel's outage state; True if it had been failing."""
     result = s.execute(
         update(ChannelHealthRow)
         .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
