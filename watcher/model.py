@@ -201,6 +201,9 @@ class Rule:
     max_age_seconds: float | None = None
     description: str = ""
     tags: tuple[str, ...] = ()
+    # The competition authority whose action the rule reports ("cma", "ftc"...); "" for deal news.
+    # Messages name it, and the relevance benchmark checks it against the authority that acted.
+    authority: str = ""
     status: str = "stable"
     owner: str = ""
     references: tuple[str, ...] = ()

@@ -80,6 +80,7 @@ class RuleSpec(BaseModel):
     severity: Severity = Severity.MEDIUM
     status: Literal["experimental", "stable"] = "stable"
     tags: list[str] = Field(default_factory=list)
+    authority: Annotated[str, Field(pattern=_SLUG)] | None = None
     owner: str = ""
     references: list[str] = Field(default_factory=list)
     false_positives: str = ""
@@ -362,6 +363,7 @@ def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
         max_age_seconds=max_age.total_seconds() if max_age is not None else None,
         description=spec.description,
         tags=tuple(spec.tags),
+        authority=spec.authority or "",
         status=spec.status,
         owner=spec.owner,
         references=tuple(spec.references),
