@@ -34,9 +34,13 @@ log = structlog.get_logger("watcher.pipeline")
 
 # How long a claimed feed stays claimed if this process dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
-# Linked pages are fetched once per URL; a failed page is tried again after a while.
+# Linked pages are fetched once per URL and cached.
 ARTICLE_CACHE_FOR = timedelta(days=30)
-ARTICLE_RETRY_AFTER = timedelta(hours=6)
+# An item waiting for its page: tries before it is matched on the feed's text alone, the wait
+# after the first failure (tripled after each further one), and how long a claim holds.
+PAGE_ATTEMPTS = 3
+PAGE_RETRY_AFTER = timedelta(minutes=10)
+PAGE_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,17 @@ class PollOutcome:
     deliveries: int = 0
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    pages_read: int = 0  # items matched this cycle once their page arrived (or was given up on)
+    pages_waiting: int = 0  # items of this feed still waiting for their page
+
+
+@dataclass(frozen=True, slots=True)
+class PagesOutcome:
+    """What one cycle of the page queue did for one feed."""
+
+    read: int = 0
+    matches: int = 0
+    deliveries: int = 0
 
 
 def parse_and_normalise(
@@ -95,7 +110,10 @@ class Pipeline:
                 limit=len(ids),
             )
         )
-        return list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
+        outcomes = list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
+        pages = await self.read_pages(ids)
+        waiting = await asyncio.to_thread(self.store.pages_waiting)
+        return _with_pages(outcomes, pages, waiting)
 
     async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
         """Poll one feed. Never raises for a feed problem; the per-feed guard logs the unexpected."""
@@ -129,9 +147,7 @@ class Pipeline:
             bound.warning("feed.warning", warning=warning)
         fresh, changed = await self._sort_out(feed, items)
         alertable = self._alertable(fresh, state, now)
-        matches, enriched = await self._match(feed, [*alertable, *changed], now, bound, refresh=changed)
-        fresh = [enriched.get(i.item_key, i) for i in fresh]
-        changed = [enriched.get(i.item_key, i) for i in changed]
+        matches, pages = self._match(feed, [*alertable, *changed], now)
         by_key = {i.item_key: i for i in (*fresh, *changed)}
         silences = await asyncio.to_thread(self.store.active_silences, now) if matches else []
         planned = [self._plan(m, by_key[m.item_key], silences) for m in matches]
@@ -148,6 +164,7 @@ class Pipeline:
                 updated=changed,
                 story_window=self.config.stories.window,
                 official_domains=self.config.stories.official_domains,
+                pages=pages,
             )
         )
         bound.info(
@@ -159,6 +176,7 @@ class Pipeline:
             matches=saved.new_matches,
             alerted=saved.alerted,
             deliveries=saved.new_deliveries,
+            pages_queued=saved.pages_queued,
         )
         return PollOutcome(
             feed.id,
@@ -168,6 +186,7 @@ class Pipeline:
             saved.new_matches,
             saved.new_deliveries,
             warnings=tuple(warnings),
+            pages_waiting=saved.pages_queued,
         )
 
     async def _sort_out(self, feed: FeedConfig, items: list[Item]) -> tuple[list[Item], list[Item]]:
@@ -216,71 +235,111 @@ class Pipeline:
             on_official=rule.on_official,
         )
 
-    async def _match(
-        self,
-        feed: FeedConfig,
-        items: list[Item],
-        now: datetime,
-        bound: structlog.typing.FilteringBoundLogger,
-        refresh: Sequence[Item] = (),
-    ) -> tuple[list[Match], dict[str, Item]]:
-        """Match items; fetch the linked page of those that need it and match them again with it.
+    def _match(self, feed: FeedConfig, items: list[Item], now: datetime) -> tuple[list[Match], dict[str, str]]:
+        """Match what the feed's text can decide; the rest waits for its linked page.
 
         A page is wanted for every item of a ``full_text`` feed, and for any item that already
-        satisfies part of some rule (the cheap first stage), since many feeds carry only a teaser.
+        satisfies part of some rule (the cheap first stage), since many feeds carry only a
+        teaser. Such an item is not judged on the teaser: it joins the page queue (item key ->
+        URL) and is matched when its page is read, this cycle or a later one (``read_pages``).
         """
         tags = tuple(feed.tags)
-        evaluations = [(i, self.ruleset.evaluate(i, feed_tags=tags, now=now, want_partial=True)) for i in items]
-        wanted = [i for i, ev in evaluations if i.link and (feed.full_text or ev.partial)]
-        wanted = wanted[: self.config.poll.max_articles_per_poll]
-        # An edited item's page changed too: fetch it again rather than reuse the cached text.
-        stale = {i.link for i in refresh if i.link}
-        texts = await self._articles(feed, [i.link for i in wanted if i.link], bound, stale) if wanted else {}
-        enriched = {i.item_key: replace(i, article=texts[i.link]) for i in wanted if i.link and texts.get(i.link)}
+        reads_pages = self.config.poll.max_articles_per_poll > 0
         matches: list[Match] = []
-        for item, ev in evaluations:
-            if item.item_key in enriched:
-                matches.extend(self.ruleset.match(enriched[item.item_key], feed_tags=tags, now=now))
+        pages: dict[str, str] = {}
+        for item in items:
+            ev = self.ruleset.evaluate(item, feed_tags=tags, now=now, want_partial=reads_pages)
+            if reads_pages and item.link and (feed.full_text or ev.partial):
+                pages[item.item_key] = item.link
             else:
                 matches.extend(ev.matches)
-        return matches, enriched
+        return matches, pages
 
-    async def _articles(
-        self, feed: FeedConfig, urls: list[str], bound: structlog.typing.FilteringBoundLogger, stale: set[str]
-    ) -> dict[str, str]:
-        """Main text of each linked page, from the cache or fetched politely (the feeds' own limits)."""
+    async def read_pages(self, feed_ids: Sequence[str] | None = None) -> dict[str, PagesOutcome]:
+        """Read the due pages of the page queue within the per-host budget, and match their items.
+
+        Each URL is fetched once (and cached); an edited item's page is fetched again. A page that
+        fails is tried again later; after ``PAGE_ATTEMPTS`` failures its item is matched on the
+        feed's text, and the queue row keeps why (``watcher alerts --explain``).
+        """
         now = self.clock()
-        unique = list(dict.fromkeys(urls))
+        if self.config.poll.max_articles_per_poll <= 0:
+            return {}
+        claimed = await asyncio.to_thread(
+            partial(
+                self.store.claim_pages,
+                now,
+                PAGE_LEASE,
+                per_host=self.config.poll.max_articles_per_poll,
+                feed_ids=feed_ids,
+            )
+        )
+        if not claimed:
+            return {}
         cached = await asyncio.to_thread(
             partial(
                 self.store.cached_articles,
-                unique,
+                sorted({p.url for p in claimed if not p.is_update}),
                 fresh_after=now - ARTICLE_CACHE_FOR,
-                retry_errors_after=now - ARTICLE_RETRY_AFTER,
+                retry_errors_after=now,  # a failed page is the queue's to retry, not the cache's
             )
         )
-        cached = {u: t for u, t in cached.items() if u not in stale}
-        missing = [u for u in unique if u not in cached]
-        fetched = await asyncio.gather(*(self._article(feed, url, bound) for url in missing))
-        return {**cached, **dict(zip(missing, fetched, strict=True))}
+        feed_of = {p.url: p.item.feed_id for p in reversed(claimed)}
+        wanted = sorted(set(feed_of) - set(cached))
+        fetched = await asyncio.gather(*(self._article(feed_of[url], url) for url in wanted))
+        texts: dict[str, tuple[str | None, str | None]] = {u: (t, None) for u, t in cached.items()}
+        texts.update(zip(wanted, fetched, strict=True))
+        silences = await asyncio.to_thread(self.store.active_silences, now)
+        out: dict[str, PagesOutcome] = {}
+        for page in claimed:
+            text, error = texts[page.url]
+            if text is None and page.attempts + 1 < PAGE_ATTEMPTS:
+                retry_at = self.clock() + PAGE_RETRY_AFTER * 3**page.attempts
+                await asyncio.to_thread(self.store.page_failed, page.item_id, error or "fetch failed", retry_at)
+                continue
+            item = replace(page.item, article=text) if text else page.item
+            feed = self._feeds.get(item.feed_id)
+            tags = tuple(feed.tags) if feed else ()
+            matches = self.ruleset.match(item, feed_tags=tags, now=self.clock())
+            planned = [self._plan(m, item, silences) for m in matches]
+            note = None
+            if text is None:
+                note = f"page not read after {PAGE_ATTEMPTS} tries ({error}): matched on the feed's text"
+            recorded = await asyncio.to_thread(
+                partial(self.store.complete_page, page, self.clock(), text or "", planned, error=note)
+            )
+            log.info(
+                "page.read" if note is None else "page.given_up",
+                feed=item.feed_id,
+                url=page.url,
+                matches=recorded.matches,
+                alerted=recorded.alerted,
+                error=error,
+            )
+            was = out.get(item.feed_id, PagesOutcome())
+            out[item.feed_id] = PagesOutcome(
+                was.read + 1, was.matches + recorded.matches, was.deliveries + recorded.deliveries
+            )
+        return out
 
-    async def _article(self, feed: FeedConfig, url: str, bound: structlog.typing.FilteringBoundLogger) -> str:
+    async def _article(self, feed_id: str, url: str) -> tuple[str | None, str | None]:
+        """(main text, None) of a linked page, fetched politely and cached; (None, why) if not."""
         try:
-            result = await self.fetcher.fetch(feed.id, url)
+            result = await self.fetcher.fetch(feed_id, url)
             kind = result.headers.get("content-type", "text/html").lower()
             if "html" not in kind and "xml" not in kind and "text/plain" not in kind:
-                raise FetchError(feed.id, url, f"not a web page ({kind.split(';')[0]})", FetchFailure.HTTP_STATUS)
+                raise FetchError(feed_id, url, f"not a web page ({kind.split(';')[0]})", FetchFailure.HTTP_STATUS)
             article = await asyncio.to_thread(extract_article, result.body, result.final_url)
         except FetchError as exc:
             error = self.config.redactor(str(exc))
-            bound.info("article.failed", url=url, error=error)
+            log.info("article.failed", feed=feed_id, url=url, error=error)
             await asyncio.to_thread(partial(self.store.save_article, url, self.clock(), error=error))
-            return ""
+            return None, error
         await asyncio.to_thread(
             partial(self.store.save_article, url, self.clock(), title=article.title, text=article.text)
         )
-        bound.debug("article.fetched", url=url, chars=len(article.text))
-        return article.text
+        log.debug("article.fetched", feed=feed_id, url=url, chars=len(article.text))
+        return article.text, None
 
     async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str]]:
         headers = dict(result.headers)
@@ -342,6 +401,31 @@ class Pipeline:
             retry_in_seconds=round(delay.total_seconds()),
         )
         return PollOutcome(feed.id, "failed", error=reason)
+
+
+def _with_pages(
+    outcomes: list[PollOutcome], pages: dict[str, PagesOutcome], waiting: dict[str, int]
+) -> list[PollOutcome]:
+    """Fold the page queue's work of this cycle into the feeds' outcomes; a feed that was not
+    due but had pages read gets an outcome of its own ("pages")."""
+    merged = []
+    for o in outcomes:
+        p = pages.get(o.feed_id, PagesOutcome())
+        merged.append(
+            replace(
+                o,
+                matches=o.matches + p.matches,
+                deliveries=o.deliveries + p.deliveries,
+                pages_read=p.read,
+                pages_waiting=waiting.get(o.feed_id, 0),
+            )
+        )
+    polled = {o.feed_id for o in outcomes}
+    for feed_id, p in sorted(pages.items()):
+        if feed_id not in polled:
+            merged.append(PollOutcome(feed_id, "pages", matches=p.matches, deliveries=p.deliveries, pages_read=p.read))
+            merged[-1] = replace(merged[-1], pages_waiting=waiting.get(feed_id, 0))
+    return merged
 
 
 def _is_edit(item: Item, known_hash: str, known_updated: datetime | None) -> bool:

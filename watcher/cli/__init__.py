@@ -205,13 +205,15 @@ def feeds(obj: Ctx, as_json: bool) -> None:
         print_json([asdict(s) | {"configured": s.id in configured} for s in statuses])
         return
     table = Table(title="Feeds", title_justify="left")
-    for col in ("feed", "items", "last check", "last success", "next check", "errors", "last error"):
+    columns = ("feed", "items", "waiting for page", "last check", "last success", "next check", "errors", "last error")
+    for col in columns:
         table.add_column(col)
     for s in statuses:
         name = s.id if s.id in configured else f"{s.id} (not in config)"
         table.add_row(
             name,
             str(s.items),
+            str(s.pages_waiting),
             when(s.last_checked_at),
             when(s.last_success_at),
             when(s.next_check_at),
@@ -299,6 +301,8 @@ def _explain(trails: list[ItemTrail], needle: str, as_json: bool) -> None:
         out.print(f"  first seen {when(t.first_seen_at)}, last changed {when(t.changed_at)}")
         if t.story_id is not None:
             out.print(f"  story {t.story_id}, reported by {len(t.story_sources)}: {', '.join(t.story_sources)}")
+        if t.page:
+            out.print(f"  page: {escape(t.page)}")
         if not t.matches:
             out.print("  no rule matched it")
         for m in t.matches:

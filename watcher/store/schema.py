@@ -262,3 +262,25 @@ class ChannelHealthRow(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+class PageQueueRow(SQLModel, table=True):
+    """An item whose linked page must be read before its matches are final (issue: every item
+    judged on its full text). Written in the poll's transaction; the page is fetched in a later
+    cycle within the per-host budget, and the item is matched when its text arrives. A page that
+    cannot be fetched after its retries is matched on the feed's text, and the row keeps why."""
+
+    __tablename__ = "page_queue"
+    __table_args__ = (Index("ix_page_queue_due", "status", "next_attempt_at"),)
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    feed_id: str = Field(max_length=64, index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    revision: int = Field(default=1)
+    is_update: bool = Field(default=False)
+    status: str = Field(default="waiting", max_length=16)  # waiting | done | gave_up
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = _ts(nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    queued_at: datetime | None = _ts(nullable=False)
+    done_at: datetime | None = _ts()

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Silence
-from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, SilenceRow, StoryItemRow
+from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, PageQueueRow, SilenceRow, StoryItemRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class ItemTrail:
     matches: tuple[MatchTrail, ...]
     story_id: int | None = None
     story_sources: tuple[str, ...] = ()  # feeds the item's story appeared in, first first
+    page: str | None = None  # the page queue's word on the item's linked page, if it needed one
 
 
 def _silence(row: SilenceRow) -> Silence:
@@ -154,4 +155,17 @@ class SilenceQueries:
             tuple(trails),
             story_id,
             tuple(sources),
+            _page_note(s.get(PageQueueRow, item.id)),
         )
+
+
+def _page_note(row: PageQueueRow | None) -> str | None:
+    """What became of the item's linked page, for an item that had to wait for it."""
+    if row is None:
+        return None
+    if row.status == "done":
+        return f"matched on its page, read {row.done_at:%Y-%m-%d %H:%M} UTC" if row.done_at else "matched on its page"
+    if row.status == "gave_up":
+        return row.last_error or "page not read: matched on the feed's text"
+    tries = f" ({row.attempts} failed tries, last: {row.last_error})" if row.attempts else ""
+    return f"waiting for its page, not matched yet{tries}"

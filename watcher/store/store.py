@@ -8,7 +8,7 @@ Every method takes ``now`` from the caller, so tests control time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +28,7 @@ from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.digest_queries import DigestQueries
 from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
+from watcher.store.page_queue import PageQueueQueries, item_from_row
 from watcher.store.schema import ArticleRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
 from watcher.stories import OFFICIAL_DOMAINS
@@ -67,6 +68,7 @@ class SaveResult:
     new_deliveries: int
     updated_items: int = 0
     alerted: int = 0
+    pages_queued: int = 0  # items that wait for their page before they are matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class FeedStatus:
     next_check_at: datetime | None
     error_count: int
     last_error: str | None
+    pages_waiting: int = 0  # items whose linked page is still to be fetched before matching
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -128,7 +131,7 @@ def migrate(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
+class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, PageQueueQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
@@ -316,12 +319,17 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
         updated: Sequence[Item] = (),
         story_window: timedelta = timedelta(days=7),
         official_domains: Sequence[str] = OFFICIAL_DOMAINS,
+        pages: Mapping[str, str] = {},
+        page_errors: Mapping[str, str] = {},
+        page_retry_at: datetime | None = None,
     ) -> SaveResult:
         """Record one successful poll in one transaction: new and edited items, every match with
         its decision, and outbox rows for what alerted.
 
         Only items that this transaction really created or changed get matches recorded; a
-        replica that raced us to the same items records nothing twice.
+        replica that raced us to the same items records nothing twice. ``pages`` (item key ->
+        URL) are items left unmatched until their page is read: they join the page queue, those
+        in ``page_errors`` with one failed fetch counted and their next try at ``page_retry_at``.
         """
         with self._session() as s:
             s.execute(
@@ -337,8 +345,13 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
                 s, self._insert, now, story_window, [(by_key[k], id_) for k, id_ in new_ids.items()], official_domains
             )
             recorded = record_matches(s, self._insert, now, planned, by_key, rows, stories)
+            queued = (
+                self._queue_in(s, self._insert, now, feed_id, pages, rows, page_errors, page_retry_at or now)
+                if pages
+                else 0
+            )
             return SaveResult(
-                len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted
+                len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted, queued
             )
 
     def _update_items(
@@ -460,26 +473,12 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
                 .scalars()
                 .all()
             )
-            return [
-                Item(
-                    r.feed_id,
-                    r.item_key,
-                    r.title,
-                    r.link,
-                    r.summary,
-                    r.content,
-                    r.published_at,
-                    r.updated_at,
-                    tuple(r.authors),
-                    tuple(r.tags),
-                    r.content_hash,
-                )
-                for r in rows
-            ]
+            return [item_from_row(r) for r in rows]
 
     # -- views -------------------------------------------------------------------------------
 
     def feed_statuses(self) -> list[FeedStatus]:
+        waiting = self.pages_waiting()
         with self._session() as s:
             counts = dict(s.execute(select(col(ItemRow.feed_id), func.count()).group_by(col(ItemRow.feed_id))).all())
             rows = s.execute(select(FeedRow).order_by(col(FeedRow.id))).scalars().all()
@@ -494,6 +493,7 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries):
                     r.next_check_at,
                     r.error_count,
                     r.last_error,
+                    waiting.get(r.id, 0),
                 )
                 for r in rows
             ]
