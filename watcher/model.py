@@ -251,8 +251,23 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleHit:
+    """One rule that fired, as a message names it."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
-    """Everything a message template may use: one delivery seen as plain data, never ORM rows."""
+    """Everything a message template may use: one delivery seen as plain data, never ORM rows.
+
+    When several rules fired on one item or story for one channel, the outbox merges their
+    deliveries into one Alert (``notify.merge``): ``rules`` names each of them, ``delivery_ids``
+    carries every delivery the one message stands for, and the first rule is the most severe.
+    """
 
     delivery_id: int
     channel: str
@@ -275,6 +290,19 @@ class Alert:
     snippet: str = ""
     entities: tuple[str, ...] = ()  # parties named in the headline ("Microsoft", "Mistral AI")
     created_at: datetime | None = None  # when the alert was queued
+    item_id: int | None = None
+    tags: tuple[str, ...] = ()  # the rule's tags (merged: the union of every rule's)
+    rules: tuple[RuleHit, ...] = ()  # merged: every rule that fired, most severe first
+    delivery_ids: tuple[int, ...] = ()  # merged: every delivery this message carries
+
+    @property
+    def carried(self) -> tuple[int, ...]:
+        """The deliveries one send of this alert settles."""
+        return self.delivery_ids or (self.delivery_id,)
+
+    @property
+    def hits(self) -> tuple[RuleHit, ...]:
+        return self.rules or (RuleHit(self.rule_id, self.rule_title, self.severity, self.tags),)
 
 
 @dataclass(frozen=True, slots=True)

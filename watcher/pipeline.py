@@ -233,6 +233,7 @@ class Pipeline:
             silenced_by=_silenced_by(silences, rule.id, item),
             follow_up=rule.follow_up,
             on_official=rule.on_official,
+            tags=rule.tags,
         )
 
     def _match(self, feed: FeedConfig, items: list[Item], now: datetime) -> tuple[list[Match], dict[str, str]]:

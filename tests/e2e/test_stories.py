@@ -92,16 +92,17 @@ def test_five_sources_one_story(
         result = run_cli(capsys, "--config", str(config), "poll", "--once", "--feed", feed_id)
         assert result.code == 0, result.err
         sent += [line for line in result.out.splitlines() if line.startswith("[")]
-    itc = [s for s in sent if "] Invitation to comment: " in s]
-    threaded = [s for s in sent if "with follow-ups:" in s]
-    assert [s.split("]")[0] + "]" for s in itc] == ["[HIGH]", "[HIGH CONFIRMED]"]
-    assert [s.split("]")[0] + "]" for s in threaded] == [
-        "[MEDIUM]",
+    # Both rules fire on the first report and on the official one: one message each time,
+    # naming both rules (the most severe first); the follow-ups are the threaded rule's alone.
+    assert [s.split("]")[0] + "]" for s in sent] == [
+        "[HIGH]",
         "[MEDIUM FOLLOW-UP]",
         "[MEDIUM FOLLOW-UP]",
         "[MEDIUM FOLLOW-UP]",
-        "[MEDIUM CONFIRMED]",
+        "[HIGH CONFIRMED]",
     ]
+    assert "] Invitation to comment (+1 more): " in sent[0] and "] Invitation to comment (+1 more): " in sent[4]
+    assert all("] Invitation to comment, with follow-ups: " in s for s in sent[1:4])
     trail = json.loads(run_cli(capsys, "--config", str(config), "alerts", "--explain", SOURCES[2][1], "--json").out)
     decisions = {m["rule_id"]: m["decision"] for m in trail[0]["matches"]}
     assert decisions == {"itc": "duplicate", "itc-threaded": "alerted"}

@@ -29,6 +29,7 @@ import structlog
 from watcher.errors import ConfigError
 from watcher.model import Alert, Channel, DeliveryResult, Digest, Message
 from watcher.notify.deliver import deliver as apprise_deliver
+from watcher.notify.merge import merge_alerts
 from watcher.notify.render import Renderer
 from watcher.notify.schedule import digest_due, quiet_until, rate_limited_until
 from watcher.redact import Redactor
@@ -124,8 +125,9 @@ class Outbox:
             alerts = await asyncio.to_thread(claim, now, self.policy.lease, batch)
             if not alerts:
                 break
-            for alert in alerts:
-                tried.add(alert.delivery_id)
+            # Several rules fired on one story: one message per channel names them all.
+            for alert in merge_alerts(alerts):
+                tried.update(alert.carried)
                 total += await self._send(alert, paused)
         return total
 
@@ -134,9 +136,9 @@ class Outbox:
         channel = self.channels.get(alert.channel)
         if channel is None:
             error = f"channel {alert.channel!r} is not in the config"
-            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
+            await asyncio.to_thread(self.store.mark_failed, alert.carried, error)
             bound.error("delivery.failed", error=error, attempts=alert.attempts + 1)
-            return DrainResult(failed=1)
+            return DrainResult(failed=len(alert.carried))
         now = self.clock()
         hold = paused.get(channel.name)
         hold = hold if hold is not None and hold > now else quiet_until(channel, alert.severity, now)
@@ -145,25 +147,25 @@ class Outbox:
             if hold is not None:
                 paused[channel.name] = hold  # the rest of this batch waits too
         if hold is not None:
-            await asyncio.to_thread(self.store.defer, alert.delivery_id, hold)
+            await asyncio.to_thread(self.store.defer, alert.carried, hold)
             bound.info("delivery.held", until=hold.isoformat())
-            return DrainResult(held=1)
+            return DrainResult(held=len(alert.carried))
 
         try:
             message = self.renderer.render(alert, channel)
         except ConfigError as exc:  # a template that fails on this alert's data; the others go on
             error = f"template error: {exc}"
-            await asyncio.to_thread(self.store.mark_failed, alert.delivery_id, error)
+            await asyncio.to_thread(self.store.mark_failed, alert.carried, error)
             bound.error("delivery.failed", error=error, attempts=alert.attempts + 1, recoverable=False)
-            return DrainResult(failed=1)
+            return DrainResult(failed=len(alert.carried))
         result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
             sent = partial(self.store.mark_sent, channel=channel.name)
-            recovered = await asyncio.to_thread(sent, alert.delivery_id, self.clock())
-            bound.info("delivery.sent", attempts=alert.attempts + 1)
+            recovered = await asyncio.to_thread(sent, alert.carried, self.clock())
+            bound.info("delivery.sent", attempts=alert.attempts + 1, rules=len(alert.hits))
             if recovered:
                 bound.info("channel.recovered")
-            return DrainResult(sent=1)
+            return DrainResult(sent=len(alert.carried))
         dead = await self._failed(
             channel,
             result,
@@ -171,10 +173,11 @@ class Outbox:
             bound,
             paused,
             event="delivery",
-            fail=partial(self.store.mark_failed, alert.delivery_id),
-            retry=partial(self.store.mark_retry, alert.delivery_id),
+            fail=partial(self.store.mark_failed, alert.carried),
+            retry=partial(self.store.mark_retry, alert.carried),
         )
-        return DrainResult(failed=1) if dead else DrainResult(retried=1)
+        n = len(alert.carried)
+        return DrainResult(failed=n) if dead else DrainResult(retried=n)
 
     async def _failed(
         self,

@@ -29,8 +29,10 @@ except ``item.text``):
            topic (the entities joined by " / " when two or more, else item.title),
            sources (feed ids of the story, first first), also_reported_by (sources but this feed),
            snippet (matched words in **double asterisks**: print it with ``|highlight``),
-           story_id (int or None), published (= item.published)
-  rule     id, title
+           story_id (int or None), published (= item.published),
+           rules (every rule that fired on this story for this channel, most severe first,
+           each id, title, severity; one message names them all), tags (their tags' union)
+  rule     id, title, severity (the most severe rule that fired)
   item     title ("(untitled)" if none), link (str or None, any scheme: print with ``|link``),
            text (plain, up to 400 characters), published ("2026-11-29 14:05 UTC" in the
            channel's timezone, or "")
@@ -66,6 +68,7 @@ import jinja2
 from watcher.errors import ConfigError
 from watcher.model import Alert, Attachment, Channel, Digest, Message, Severity
 from watcher.notify.markup import FILTERS, FINALIZE, SNIPPET_CHARS, cap_snippet, one_line, plain_title
+from watcher.notify.merge import merge_alerts
 
 BUILT_IN = Path(__file__).parent / "templates"
 FORMATS = ("text", "markdown", "html")
@@ -82,6 +85,7 @@ _RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, LookupError, Arit
 class RuleView:
     id: str
     title: str
+    severity: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ class AlertView:
     snippet: str
     story_id: int | None
     published: str
+    rules: tuple[RuleView, ...] = ()  # every rule that fired, most severe first (``rule`` is the first)
+    tags: tuple[str, ...] = ()  # the union of their tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,8 @@ def _alert_view(alert: Alert, zone: tzinfo) -> AlertView:
         snippet=one_line(alert.snippet, SNIPPET_CHARS),
         story_id=alert.story_id,
         published=published,
+        rules=tuple(RuleView(h.rule_id, one_line(h.title, 120), h.severity.value.upper()) for h in alert.hits),
+        tags=tuple(one_line(t, 40) for t in alert.tags[:12]),
     )
 
 
@@ -327,7 +335,8 @@ class Renderer:
         """Render one digest: groups by story, at most ``channel.digest_max_items`` alerts listed,
         and when more, the full list attached as CSV. Raises ConfigError (path:line)."""
         zone = self._zone(channel)
-        groups = group_alerts(digest.alerts)
+        alerts = merge_alerts(digest.alerts, by="item")  # one entry per item, naming every rule that fired
+        groups = group_alerts(alerts)
         listed: list[GroupView] = []
         left = channel.digest_max_items
         for group in groups:
@@ -336,14 +345,14 @@ class Renderer:
                     GroupView(group[0].story_id, _top(group), tuple(_alert_view(a, zone) for a in group[:left]))
                 )
             left = max(0, left - len(group))
-        total = len(digest.alerts)
+        total = len(alerts)
         shown = sum(len(g.alerts) for g in listed)
         due_date = _when(digest.due_at, zone, with_zone=False)[:10]
         attachments: tuple[Attachment, ...] = ()
         if shown < total:
             every = [a for g in groups for a in g]
             attachments = (Attachment(f"watcher-digest-{due_date}.csv", _csv(every, zone)),)
-        counts = tuple((s.value, n) for s in reversed(Severity) if (n := sum(a.severity == s for a in digest.alerts)))
+        counts = tuple((s.value, n) for s in reversed(Severity) if (n := sum(a.severity == s for a in alerts)))
         summary = ", ".join(f"{n} {s}" for s, n in counts if Severity(s).rank >= Severity.HIGH.rank)
         view = DigestView(
             id=digest.digest_id,

@@ -49,6 +49,7 @@ class PlannedMatch:
     silenced_by: str | None = None  # why, when an active silence covers it
     follow_up: str = "ignore"  # later items of an alerted story: "ignore", "notify" or "digest"
     on_official: str = "notify"  # an official source joining a press-only story: "notify" or "ignore"
+    tags: tuple[str, ...] = ()  # the rule's tags, kept on the match for its message
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ def record_matches(
                 reasons=[str(r) for r in p.match.reasons],
                 snippet=alert_snippet(p.match.reasons),
                 entities=list(entities(p.match.reasons)),
+                tags=list(p.tags),
                 matched_at=now,
                 decision=ALERTED,
                 story_id=story.id if story else None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Severity
@@ -79,17 +79,11 @@ class OutboxQueries:
                 .scalars()
                 .all()
             )
-            claimed = []
-            for delivery_id in due:
-                result = s.execute(
-                    update(DeliveryRow)
-                    .where(col(DeliveryRow.id) == delivery_id)
-                    .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-                    .where(col(DeliveryRow.next_attempt_at) <= now)
-                    .values(next_attempt_at=now + lease)
-                )
-                if _rowcount(result) == 1:
-                    claimed.append(delivery_id)
+            claimed = [d for d in due if _claim(s, d, now, lease)]
+            # The same channel's other due rows for the same stories or items: several rules that
+            # fired together go out as one message (notify.merge), so they are claimed together.
+            siblings = _siblings(s, claimed, now, exclude)
+            claimed += [d for d in siblings if _claim(s, d, now, lease)]
             return self._alerts(s, claimed)
 
     def _alerts(self, s: Session, delivery_ids: Sequence[int]) -> list[Alert]:
@@ -137,41 +131,45 @@ class OutboxQueries:
                 snippet=m.snippet,
                 entities=tuple(m.entities),
                 created_at=d.created_at,
+                item_id=m.item_id,
+                tags=tuple(m.tags),
             )
             for d, m, i, f in rows
         ]
 
-    def mark_sent(self, delivery_id: int, now: datetime, *, channel: str | None = None) -> bool:
-        """Record a successful send, and with ``channel`` that the channel works again, in one
-        transaction (the commit is most of a send's database cost). True if an outage just ended."""
+    def mark_sent(self, delivery_id: int | Sequence[int], now: datetime, *, channel: str | None = None) -> bool:
+        """Record a successful send (of one delivery, or of every delivery one merged message
+        carried), and with ``channel`` that the channel works again, in one transaction (the
+        commit is most of a send's database cost). True if an outage just ended."""
         with self._session() as s:
             self._finish_in(s, delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
             return channel is not None and channel_recovered(s, channel)
 
-    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+    def mark_retry(self, delivery_id: int | Sequence[int], error: str, next_attempt_at: datetime) -> None:
         self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
 
-    def defer(self, delivery_id: int, until: datetime) -> None:
-        """Hold a claimed row until ``until`` without counting an attempt (quiet hours, a paused channel)."""
+    def defer(self, delivery_id: int | Sequence[int], until: datetime) -> None:
+        """Hold claimed rows until ``until`` without counting an attempt (quiet hours, a paused channel)."""
         with self._session() as s:
             s.execute(
                 update(DeliveryRow)
-                .where(col(DeliveryRow.id) == delivery_id, col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+                .where(col(DeliveryRow.id).in_(_ids(delivery_id)))
+                .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
                 .values(next_attempt_at=until)
             )
 
-    def mark_failed(self, delivery_id: int, error: str) -> None:
+    def mark_failed(self, delivery_id: int | Sequence[int], error: str) -> None:
         self._finish(delivery_id, status=DeliveryStatus.FAILED, last_error=error)
 
-    def _finish(self, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
+    def _finish(self, delivery_id: int | Sequence[int], *, status: DeliveryStatus, **values: Any) -> None:
         with self._session() as s:
             self._finish_in(s, delivery_id, status=status, **values)
 
     @staticmethod
-    def _finish_in(s: Session, delivery_id: int, *, status: DeliveryStatus, **values: Any) -> None:
+    def _finish_in(s: Session, delivery_id: int | Sequence[int], *, status: DeliveryStatus, **values: Any) -> None:
         s.execute(
             update(DeliveryRow)
-            .where(col(DeliveryRow.id) == delivery_id)
+            .where(col(DeliveryRow.id).in_(_ids(delivery_id)))
             .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
             .values(status=status.value, attempts=col(DeliveryRow.attempts) + 1, **values)
         )
@@ -351,3 +349,53 @@ def channel_recovered(s: Session, channel: str) -> bool:
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
+
+
+def _ids(delivery_id: int | Sequence[int]) -> list[int]:
+    return [delivery_id] if isinstance(delivery_id, int) else list(delivery_id)
+
+
+def _claim(s: Session, delivery_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take one due pending row for ``lease``; False if another sender took it first."""
+    result = s.execute(
+        update(DeliveryRow)
+        .where(col(DeliveryRow.id) == delivery_id)
+        .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+        .where(col(DeliveryRow.next_attempt_at) <= now)
+        .values(next_attempt_at=now + lease)
+    )
+    return _rowcount(result) == 1
+
+
+def _siblings(s: Session, claimed: Sequence[int], now: datetime, exclude: Collection[int]) -> list[int]:
+    """Due rows of the claimed rows' channels whose match is on the same story (or item)."""
+    if not claimed:
+        return []
+    mine = s.execute(
+        select(col(DeliveryRow.channel), col(MatchRow.story_id), col(MatchRow.item_id))
+        .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+        .where(col(DeliveryRow.id).in_(list(claimed)))
+    ).all()
+    channels = sorted({c for c, _, _ in mine})
+    stories = sorted({st for _, st, _ in mine if st is not None})
+    items = sorted({i for _, st, i in mine if st is None})
+    same = []
+    if stories:
+        same.append(col(MatchRow.story_id).in_(stories))
+    if items:
+        same.append(col(MatchRow.item_id).in_(items))
+    stmt = (
+        select(col(DeliveryRow.id), col(DeliveryRow.channel), col(MatchRow.story_id), col(MatchRow.item_id))
+        .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+        .where(col(DeliveryRow.channel).in_(channels), or_(*same))
+        .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value, col(DeliveryRow.next_attempt_at) <= now)
+        .where(col(DeliveryRow.digest_id).is_(None), col(DeliveryRow.batched).is_(False))
+        .where(col(DeliveryRow.id).not_in([*claimed, *exclude]))
+        .order_by(col(DeliveryRow.id))
+    )
+    wanted = {(c, ("story", st) if st is not None else ("item", i)) for c, st, i in mine}
+    return [
+        int(d)
+        for d, c, st, i in s.execute(stmt).all()
+        if (c, ("story", st) if st is not None else ("item", i)) in wanted
+    ]

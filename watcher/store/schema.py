@@ -111,6 +111,7 @@ class MatchRow(SQLModel, table=True):
     alert_kind: str = Field(default="first", max_length=16)  # first | follow_up | confirmed | update
     snippet: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class StoryRow(SQLModel, table=True):

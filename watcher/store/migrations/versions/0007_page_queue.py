@@ -1,4 +1,5 @@
-"""The page queue: items waiting for their linked page before they are matched.
+"""The page queue (items waiting for their linked page before they are matched), and the tags of
+the rule of each match (a merged message carries the union).
 
 Revision ID: 0007
 Revises: 0006
@@ -35,9 +36,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_page_queue_due", "page_queue", ["status", "next_attempt_at"])
     op.create_index("ix_page_queue_feed_id", "page_queue", ["feed_id"])
+    with op.batch_alter_table("matches") as batch:
+        batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("matches") as batch:
+        batch.drop_column("tags")
     op.drop_index("ix_page_queue_feed_id", table_name="page_queue")
     op.drop_index("ix_page_queue_due", table_name="page_queue")
     op.drop_table("page_queue")
