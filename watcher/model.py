@@ -188,6 +188,17 @@ class Example:
 
 
 @dataclass(frozen=True, slots=True)
+class Stage:
+    """A step of an authority's procedure ("phase-1"), and the phrases that say it was reached.
+
+    Stages are declared in procedural order; an edited case page is at the latest stage it names.
+    """
+
+    name: str
+    phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A validated rule: metadata, one condition tree, and the non-text filters."""
 
@@ -218,6 +229,9 @@ class Rule:
     follow_up: str = "ignore"  # later items of an alerted story: "ignore", "notify" or "digest"
     on_official: str = "notify"  # an official notice joining a press-only story alerts once more
     source: str = ""  # "path:line" of the rule header, for messages
+    # The procedure stages of the rule's authority ([stages.<authority>] in a rule file): an edit
+    # alerts once per new stage reached, whichever words it uses (with on_update = "notify").
+    stages: tuple[Stage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

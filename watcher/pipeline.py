@@ -27,6 +27,7 @@ from watcher.fold import fold
 from watcher.match import RuleSet
 from watcher.model import FetchResult, Item, Match, Rule, Silence
 from watcher.notify.route import destinations
+from watcher.stages import StageFinder
 from watcher.store.decide import PlannedMatch, Throttle
 from watcher.store.store import FeedState, Store
 
@@ -89,6 +90,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.ruleset = RuleSet(self.rules)
+        self._stages = StageFinder(self.rules)
         self._rules_by_id = {r.id: r for r in self.rules}
         self._feeds = {f.id: f for f in self.config.feeds if f.enabled}
 
@@ -234,6 +236,7 @@ class Pipeline:
             follow_up=rule.follow_up,
             on_official=rule.on_official,
             tags=rule.tags,
+            stage=self._stages.latest(rule, item) if rule.on_update == "notify" else None,
         )
 
     def _match(self, feed: FeedConfig, items: list[Item], now: datetime) -> tuple[list[Match], dict[str, str]]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from watcher.duration import Duration
 from watcher.errors import ConfigError, RuleError
 from watcher.fold import fold
-from watcher.model import And, Condition, Example, Not, Or, Rule, Severity, Term
+from watcher.model import And, Condition, Example, Not, Or, Rule, Severity, Stage, Term
 from watcher.query import QueryError, caret, parse_query
 from watcher.tomlmap import KeyLines, first_error, load_toml
 
@@ -167,10 +167,10 @@ class _File:
             self.data, self.lines = load_toml(path, display=shown)
         except ConfigError as exc:  # from the TOML reader: same text, as a rule-file error
             raise RuleError(exc.message, shown, exc.line) from None
-        unknown = sorted(set(self.data) - {"rule", "lists"})
+        unknown = sorted(set(self.data) - {"rule", "lists", "stages"})
         if unknown:
             raise RuleError(
-                f'unknown top-level key "{unknown[0]}" (a rule file holds [lists] and [[rule]] tables)',
+                f'unknown top-level key "{unknown[0]}" (a rule file holds [lists], [stages] and [[rule]] tables)',
                 shown,
                 self.lines.line_of((unknown[0],)),
             )
@@ -190,9 +190,28 @@ class _File:
                 except ValueError as exc:
                     raise RuleError(f'list "{name}": {exc}', shown, line) from None
             self.lists[name] = values
+        self.stages = _stage_tables(self.data.get("stages", {}), shown, self.lines)
         self.tables = self.data.get("rule", [])
         if not isinstance(self.tables, list):
             raise RuleError('"rule" must be an array of tables: write [[rule]]', shown, self.lines.line_of(("rule",)))
+
+
+def _stage_tables(raw: Any, shown: str, lines: KeyLines) -> dict[str, dict[str, list[str]]]:
+    """``[stages.AUTHORITY]`` tables: stage name -> phrases, in procedural order."""
+    if not isinstance(raw, dict):
+        raise RuleError('"stages" must be a table: write [stages.AUTHORITY]', shown, lines.line_of(("stages",)))
+    for authority, table in raw.items():
+        if not isinstance(table, dict) or not table:
+            problem = f'stages "{authority}": expected [stages.{authority}] with name = [phrases]'
+            raise RuleError(problem, shown, lines.line_of(("stages", authority)))
+        for name, values in table.items():
+            line = lines.line_of(("stages", authority, name))
+            if not _LIST_NAME.match(name):
+                problem = f'stage "{authority}.{name}": names are lower-case letters, digits, "_" and "-"'
+                raise RuleError(problem, shown, line)
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise RuleError(f'stage "{authority}.{name}": expected a non-empty list of phrases', shown, line)
+    return raw
 
 
 class Lists:
@@ -220,6 +239,11 @@ class Lists:
         out: list[str] = []
         for value in self.raw[name]:
             if value.startswith("@"):
+                if value[1:] not in self.raw:
+                    where = self.where.get(name, "")
+                    raise ValueError(
+                        f'list "@{name}" ({where}) includes unknown list "{value}"{self.suggest(value[1:])}'
+                    )
                 out.extend(self.expand(value[1:], (*seen, name)))
             else:
                 out.append(value)
@@ -349,7 +373,30 @@ def _examples(spec: RuleSpec, file: _File, index: int) -> tuple[Example, ...]:
     return tuple(out)
 
 
-def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
+def _stages(files: Sequence[_File], lists: Lists) -> dict[str, tuple[Stage, ...]]:
+    """Every authority's stages, in declaration order, with ``@list`` entries expanded."""
+    out: dict[str, tuple[Stage, ...]] = {}
+    for file in files:
+        for authority, table in file.stages.items():
+            if authority in out:
+                raise RuleError(
+                    f'stages "{authority}": defined twice', file.shown, file.lines.line_of(("stages", authority))
+                )
+            stages = []
+            for name, values in table.items():
+                try:
+                    stages.append(Stage(name, _term(values, lists).phrases))
+                except ValueError as exc:
+                    raise RuleError(
+                        f'stage "{authority}.{name}": {exc}',
+                        file.shown,
+                        file.lines.line_of(("stages", authority, name)),
+                    ) from None
+            out[authority] = tuple(stages)
+    return out
+
+
+def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists, stages: tuple[Stage, ...] = ()) -> Rule:
     header = file.lines.line_of(("rule", index))
     max_age: timedelta | None = spec.max_age
     return Rule(
@@ -378,6 +425,7 @@ def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Rule:
         throttle_key=spec.throttle.key if spec.throttle else "rule",
         throttle_surplus=spec.throttle.surplus if spec.throttle else "drop",
         source=f"{file.shown}:{header}" if header else file.shown,
+        stages=stages,
     )
 
 
@@ -403,6 +451,7 @@ def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> li
     lists = Lists()
     for file in files:
         lists.add(file)
+    stages = _stages(files, lists)
     seen: dict[str, Rule] = {}
     out: list[Rule] = []
     for file in files:
@@ -411,7 +460,7 @@ def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> li
                 spec = RuleSpec.model_validate(raw)
             except ValidationError as exc:
                 raise _validation_error(file.shown, file.lines, index, raw, exc) from None
-            rule = _to_rule(spec, file, index, lists)
+            rule = _to_rule(spec, file, index, lists, stages.get(spec.authority or "", ()))
             if rule.id in seen:
                 raise RuleError(
                     f'rule "{rule.id}": duplicate rule id (first defined at {seen[rule.id].source})',
@@ -429,13 +478,14 @@ def load_rule_file(path: Path, *, display: str | None = None) -> list[Rule]:
     file = _File(path, display or display_path(path))
     lists = Lists()
     lists.add(file)
+    stages = _stages([file], lists)
     out = []
     for index, raw in enumerate(file.tables):
         try:
             spec = RuleSpec.model_validate(raw)
         except ValidationError as exc:
             raise _validation_error(file.shown, file.lines, index, raw, exc) from None
-        out.append(_to_rule(spec, file, index, lists))
+        out.append(_to_rule(spec, file, index, lists, stages.get(spec.authority or "", ())))
     return out
 
 

@@ -190,3 +190,67 @@ def test_query_error_in_a_multiline_query(tmp_path: Path) -> None:
     error = error_of(write(tmp_path, text))
     assert str(error) == 'rules/cma.toml:8:24: rule "q": "query": NEAR joins words, phrases or lists, not expressions'
     assert error.context == "      AND ((ends OR drops) NEAR/4 probe)\n" + " " * 27 + "^"
+
+
+def test_an_unknown_list_inside_a_list_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[lists]\nparties = ["@big_tech", "OpenAI"]\n'
+        + GOOD.replace('any = ["invitation to comment"]', 'any = ["@parties"]'),
+    )
+    assert str(error_of(path)) == (
+        'rules/cma.toml:8: rule "cma-itc": "any": list "@parties" (rules/cma.toml:2) includes unknown list "@big_tech"'
+    )
+
+
+STAGES = """\
+[lists]
+itc = ["invitation to comment", "invites comment*"]
+
+[stages.cma]
+invitation-to-comment = ["@itc"]
+phase-1 = ["phase 1 investigation"]
+
+[[rule]]
+id = "cma-case"
+title = "CMA case"
+authority = "cma"
+on_update = "notify"
+any = ["CMA"]
+
+[[rule]]
+id = "other"
+title = "Another authority's rule"
+authority = "ftc"
+any = ["FTC"]
+"""
+
+
+def test_stages_attach_to_the_rules_of_their_authority_in_order(tmp_path: Path) -> None:
+    case, other = load_rule_file(write(tmp_path, STAGES))
+    assert [(s.name, s.phrases) for s in case.stages] == [
+        ("invitation-to-comment", ("invitation to comment", "invites comment*")),
+        ("phase-1", ("phase 1 investigation",)),
+    ]
+    assert case.authority == "cma" and other.stages == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ('phase-1 = ["phase 1 investigation"]', "phase-1 = []"),
+            'rules/cma.toml:6: stage "cma.phase-1": expected a non-empty list of phrases',
+        ),
+        (
+            ('invitation-to-comment = ["@itc"]', 'invitation-to-comment = ["@nope"]'),
+            'rules/cma.toml:5: stage "cma.invitation-to-comment": unknown list "@nope"',
+        ),
+        (
+            ("[stages.cma]", "[stages]\ncma = 1\n[stages.ec]"),
+            'rules/cma.toml:5: stages "cma": expected [stages.cma] with name = [phrases]',
+        ),
+    ],
+)
+def test_bad_stages(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    assert str(error_of(write(tmp_path, STAGES.replace(*change)))) == expected

@@ -50,6 +50,7 @@ class PlannedMatch:
     follow_up: str = "ignore"  # later items of an alerted story: "ignore", "notify" or "digest"
     on_official: str = "notify"  # an official source joining a press-only story: "notify" or "ignore"
     tags: tuple[str, ...] = ()  # the rule's tags, kept on the match for its message
+    stage: str | None = None  # the latest procedure stage the item names (rules with on_update = "notify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,13 @@ def fingerprint(item: Item) -> str:
     return item.link or f"{item.feed_id}:{item.item_key}"
 
 
-def stage_fingerprint(item: Item, match: Match) -> str:
-    """For an edited item: the story plus what matched now, so each new stage alerts once
-    (a CMA case page gaining "invitation to comment", later "phase 2"), a re-wording never."""
+def stage_fingerprint(item: Item, match: Match, stage: str | None = None) -> str:
+    """For an edited item: the item plus the procedure stage it has reached, so each new stage
+    alerts once whichever words the edit uses for it (a CMA case page gaining "has launched a
+    formal phase 1 investigation", later "referred for an in-depth phase 2 review"), a
+    re-wording never. Without a stage vocabulary for the rule: what matched now."""
+    if stage is not None:
+        return f"{fingerprint(item)}#stage:{stage}"
     phrases = "\n".join(sorted({r.phrase.casefold() for r in match.reasons}))
     return f"{fingerprint(item)}#{hashlib.sha256(phrases.encode()).hexdigest()[:16]}"
 
@@ -89,7 +94,7 @@ def record_matches(
         item = items[p.match.item_key]
         item_id, revision, is_update = rows[item.item_key]
         story = stories.get(item.item_key)
-        fp = stage_fingerprint(item, p.match) if is_update else story_key(item, story)
+        fp = stage_fingerprint(item, p.match, p.stage) if is_update else story_key(item, story)
         match_id = s.execute(
             insert(MatchRow)
             .values(
@@ -122,6 +127,10 @@ def record_matches(
             )
         if decision == ALERTED:
             alerted += 1
+            if p.stage is not None and not is_update:
+                # The first alert covers the stage the item was at: an edit that only re-words
+                # it is not a new stage.
+                _claim_key(s, insert, now, p.match.rule_id, stage_fingerprint(item, p.match, p.stage), match_id)
         elif not batched:
             continue
         if p.channels:
@@ -173,6 +182,9 @@ def _decide(
         return SILENCED, p.silenced_by, kind, False
     batched = False
     first = _alert_key(s, rule_id, fp)
+    if first is not None and is_update:
+        where = f'stage "{p.stage}"' if p.stage else "this stage"
+        return DUPLICATE, f"edited, but {where} already alerted for this rule as match #{first}", kind, False
     if first is not None:
         if story is not None and story.became_official and p.on_official == "notify":
             fp, kind = f"{fp}#confirmed", "confirmed"
@@ -213,6 +225,8 @@ def _decide(
             return THROTTLED, f"{why}; sent in the next digest", kind, True
     if not _claim_key(s, insert, now, rule_id, fp, match_id):  # a replica alerted the same story a moment ago
         return DUPLICATE, "duplicate: this story already alerted for this rule", kind, False
+    if is_update and p.stage:
+        reason = f'new stage reached: "{p.stage}"'
     return ALERTED, reason, kind, batched
 
 
