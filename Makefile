@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-stories bench-notify clean
+.PHONY: run test lint bench bench-stories bench-notify bench-relevance clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -35,6 +35,11 @@ bench-stories: $(BIN)/.installed
 
 bench-notify: $(BIN)/.installed
 	$(BIN)/python -m bench.notify
+
+# Recall, precision and attribution of the shipped rules on the relevance corpus (bench/relevance);
+# exits 1 when the held-out part is below bench/relevance/floor.json.
+bench-relevance: $(BIN)/.installed
+	$(BIN)/python -m bench.relevance --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -153,3 +153,14 @@ def _record(raw: object, where: str) -> Record:
         feed=raw.get("feed") or None,
         note=str(raw.get("note", "")),
     )
+
+
+def held_out_digest(records: list[Record]) -> str:
+    """A checksum of the held-out part: an edit to a held-out record shows in review as a change to
+    ``heldout.sha256``, so the part rule changes are measured on cannot drift quietly."""
+    rows = sorted(
+        (r.id, r.title, r.text, r.lang, r.kind, r.feed or "", r.relevant, r.authority or "", r.action)
+        for r in records
+        if r.split == "heldout"
+    )
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
