@@ -132,6 +132,8 @@ def bench_steady_state(rows: list[tuple[str, str, str, str]]) -> None:
         config_path = Path(tmp) / "config.toml"
         config_path.write_text(
             f'rules_dir = "{ROOT / "rules"}"\n[database]\nurl = "sqlite:///{tmp}/w.db"\n'
+            # No linked pages: the entries link to gov.uk, and benchmarks stay on this machine.
+            "[poll]\nmax_articles_per_poll = 0\n"
             f'[[feed]]\nid = "cma"\nurl = "{feed.as_uri()}"\n'
         )
         config = load_config(config_path, env={})
