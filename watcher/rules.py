@@ -1,14 +1,12 @@
 """Rule files -> validated ``Rule`` values. Every problem names the file, line, rule and field.
 
-Owns: the rule file format (``[lists]`` and ``[[rule]]`` tables in ``rules/*.toml``), named
-lists shared across files, compiling ``any``/``all``/``none`` and ``query`` into one condition
-tree, and rule examples. Must not: match anything (that is ``match``) or know the config (the
+Owns: the ``[[rule]]`` format (``rulefile`` reads the files, their lists and stages), compiling
+``any``/``all``/``none`` and ``query`` into one condition tree, and rule examples. Must not: match anything (that is ``match``) or know the config (the
 caller checks rule channels and feeds against it, since rule files are shared between deployments).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,28 +15,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from watcher.duration import Duration
-from watcher.errors import ConfigError, RuleError
-from watcher.fold import fold
-from watcher.model import And, Condition, Example, Not, Or, Rule, Severity, Stage, Term
+from watcher.errors import RuleError
+from watcher.model import And, Condition, Example, Not, Or, Rule, Severity, Stage
 from watcher.query import QueryError, caret, parse_query
-from watcher.tomlmap import KeyLines, first_error, load_toml
+from watcher.rulefile import Lists, RuleFile, check_phrase, load_stages, term_of
+from watcher.tomlmap import KeyLines, first_error
 
 _SLUG = r"^[a-z0-9][a-z0-9._-]*$"
-_LIST_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 Phrase = Annotated[str, Field(min_length=1)]
 Slug = Annotated[str, Field(pattern=_SLUG, max_length=80)]
-
-
-def check_phrase(value: str) -> str:
-    """A phrase needs words to match; ``*`` may only end it (a prefix)."""
-    if value.startswith("@"):
-        return value
-    body = value[:-1] if value.endswith("*") else value
-    if "*" in body:
-        raise ValueError(f'phrase "{value}": "*" is only allowed at the end (a prefix)')
-    if not fold(body).strip():
-        raise ValueError(f'phrase "{value}" has no letters or digits to match')
-    return value
 
 
 class ExampleSpec(BaseModel):
@@ -157,129 +142,13 @@ def _validation_error(path: str, lines: KeyLines, index: int, raw: Any, exc: Val
     return RuleError(message, path, line or lines.line_of(("rule", index)), rule_id)
 
 
-class _File:
-    """One parsed rule file, before its rules are compiled (lists from every file come first)."""
-
-    def __init__(self, path: Path, shown: str):
-        self.path = path
-        self.shown = shown
-        try:
-            self.data, self.lines = load_toml(path, display=shown)
-        except ConfigError as exc:  # from the TOML reader: same text, as a rule-file error
-            raise RuleError(exc.message, shown, exc.line) from None
-        unknown = sorted(set(self.data) - {"rule", "lists", "stages"})
-        if unknown:
-            raise RuleError(
-                f'unknown top-level key "{unknown[0]}" (a rule file holds [lists], [stages] and [[rule]] tables)',
-                shown,
-                self.lines.line_of((unknown[0],)),
-            )
-        self.lists: dict[str, list[str]] = {}
-        raw_lists = self.data.get("lists", {})
-        if not isinstance(raw_lists, dict):
-            raise RuleError('"lists" must be a table: write [lists]', shown, self.lines.line_of(("lists",)))
-        for name, values in raw_lists.items():
-            line = self.lines.line_of(("lists", name))
-            if not _LIST_NAME.match(name):
-                raise RuleError(f'list "{name}": names are lower-case letters, digits, "_" and "-"', shown, line)
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values) or not values:
-                raise RuleError(f'list "{name}": expected a non-empty list of phrases', shown, line)
-            for v in values:
-                try:
-                    check_phrase(v)
-                except ValueError as exc:
-                    raise RuleError(f'list "{name}": {exc}', shown, line) from None
-            self.lists[name] = values
-        self.stages = _stage_tables(self.data.get("stages", {}), shown, self.lines)
-        self.tables = self.data.get("rule", [])
-        if not isinstance(self.tables, list):
-            raise RuleError('"rule" must be an array of tables: write [[rule]]', shown, self.lines.line_of(("rule",)))
-
-
-def _stage_tables(raw: Any, shown: str, lines: KeyLines) -> dict[str, dict[str, list[str]]]:
-    """``[stages.AUTHORITY]`` tables: stage name -> phrases, in procedural order."""
-    if not isinstance(raw, dict):
-        raise RuleError('"stages" must be a table: write [stages.AUTHORITY]', shown, lines.line_of(("stages",)))
-    for authority, table in raw.items():
-        if not isinstance(table, dict) or not table:
-            problem = f'stages "{authority}": expected [stages.{authority}] with name = [phrases]'
-            raise RuleError(problem, shown, lines.line_of(("stages", authority)))
-        for name, values in table.items():
-            line = lines.line_of(("stages", authority, name))
-            if not _LIST_NAME.match(name):
-                problem = f'stage "{authority}.{name}": names are lower-case letters, digits, "_" and "-"'
-                raise RuleError(problem, shown, line)
-            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                raise RuleError(f'stage "{authority}.{name}": expected a non-empty list of phrases', shown, line)
-    return raw
-
-
-class Lists:
-    """Named phrase lists from every rule file, with ``@other`` references expanded."""
-
-    def __init__(self) -> None:
-        self.raw: dict[str, list[str]] = {}
-        self.where: dict[str, str] = {}
-
-    def add(self, file: _File) -> None:
-        for name, values in file.lists.items():
-            if name in self.raw:
-                raise RuleError(
-                    f'list "{name}": defined twice (first at {self.where[name]})',
-                    file.shown,
-                    file.lines.line_of(("lists", name)),
-                )
-            self.raw[name] = values
-            self.where[name] = f"{file.shown}:{file.lines.line_of(('lists', name))}"
-
-    def expand(self, name: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
-        """Raise KeyError for an unknown name, ValueError for a cycle."""
-        if name in seen:
-            raise ValueError(f"list @{name} includes itself ({' -> '.join('@' + s for s in (*seen, name))})")
-        out: list[str] = []
-        for value in self.raw[name]:
-            if value.startswith("@"):
-                if value[1:] not in self.raw:
-                    where = self.where.get(name, "")
-                    raise ValueError(
-                        f'list "@{name}" ({where}) includes unknown list "{value}"{self.suggest(value[1:])}'
-                    )
-                out.extend(self.expand(value[1:], (*seen, name)))
-            else:
-                out.append(value)
-        return tuple(dict.fromkeys(out))
-
-    def suggest(self, name: str) -> str:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(self.raw), n=1)
-        return f' (did you mean "@{close[0]}"?)' if close else ""
-
-
-def _term(values: Sequence[str], lists: Lists) -> Term:
-    """A phrase list from any/all/none; ``@name`` entries expand to their list."""
-    phrases: list[str] = []
-    labels: list[str] = []
-    for value in values:
-        if value.startswith("@"):
-            name = value[1:]
-            if name not in lists.raw:
-                raise ValueError(f'unknown list "@{name}"{lists.suggest(name)}')
-            phrases.extend(lists.expand(name))
-            labels.append(value)
-        else:
-            phrases.append(value)
-            labels.append(value)
-    return Term(tuple(dict.fromkeys(phrases)), label=labels[0] if len(labels) == 1 else "")
-
-
 def _phrase_terms(values: Sequence[str], lists: Lists) -> Condition:
     """Each entry its own term, so reasons name the phrase or list that hit."""
-    terms = tuple(_term([v], lists) for v in values)
+    terms = tuple(term_of([v], lists) for v in values)
     return terms[0] if len(terms) == 1 else Or(terms)
 
 
-def _query_position(file: _File, index: int, query: str, column: int) -> tuple[int | None, int, str]:
+def _query_position(file: RuleFile, index: int, query: str, column: int) -> tuple[int | None, int, str]:
     """Map a column of the query string to the file's line and column, and the caret display.
 
     Handles one-line strings and TOML multi-line strings (whose first newline is dropped).
@@ -308,7 +177,7 @@ def _query_position(file: _File, index: int, query: str, column: int) -> tuple[i
     return line, quote + 1 + column, context
 
 
-def _compile(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Condition:
+def _compile(spec: RuleSpec, file: RuleFile, index: int, lists: Lists) -> Condition:
     parts: list[Condition] = []
     try:
         if spec.any_of:
@@ -349,7 +218,7 @@ def _compile(spec: RuleSpec, file: _File, index: int, lists: Lists) -> Condition
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _examples(spec: RuleSpec, file: _File, index: int) -> tuple[Example, ...]:
+def _examples(spec: RuleSpec, file: RuleFile, index: int) -> tuple[Example, ...]:
     line = file.lines.line_of(("rule", index, "examples"))
     out = []
     for expect, values in ((True, spec.examples.match), (False, spec.examples.no_match)):
@@ -373,30 +242,7 @@ def _examples(spec: RuleSpec, file: _File, index: int) -> tuple[Example, ...]:
     return tuple(out)
 
 
-def _stages(files: Sequence[_File], lists: Lists) -> dict[str, tuple[Stage, ...]]:
-    """Every authority's stages, in declaration order, with ``@list`` entries expanded."""
-    out: dict[str, tuple[Stage, ...]] = {}
-    for file in files:
-        for authority, table in file.stages.items():
-            if authority in out:
-                raise RuleError(
-                    f'stages "{authority}": defined twice', file.shown, file.lines.line_of(("stages", authority))
-                )
-            stages = []
-            for name, values in table.items():
-                try:
-                    stages.append(Stage(name, _term(values, lists).phrases))
-                except ValueError as exc:
-                    raise RuleError(
-                        f'stage "{authority}.{name}": {exc}',
-                        file.shown,
-                        file.lines.line_of(("stages", authority, name)),
-                    ) from None
-            out[authority] = tuple(stages)
-    return out
-
-
-def _to_rule(spec: RuleSpec, file: _File, index: int, lists: Lists, stages: tuple[Stage, ...] = ()) -> Rule:
+def _to_rule(spec: RuleSpec, file: RuleFile, index: int, lists: Lists, stages: tuple[Stage, ...] = ()) -> Rule:
     header = file.lines.line_of(("rule", index))
     max_age: timedelta | None = spec.max_age
     return Rule(
@@ -444,14 +290,14 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
 
 def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> list[Rule]:
     """Load every rule file under ``paths``: lists first, then rules. Rule ids are unique across files."""
-    files = [_File(p, display_path(p, display_base)) for p in rule_files(paths)]
+    files = [RuleFile(p, display_path(p, display_base)) for p in rule_files(paths)]
     if not files:
         where = ", ".join(str(p) for p in paths)
         raise RuleError(f"no rule files (*.toml) found in {where}")
     lists = Lists()
     for file in files:
         lists.add(file)
-    stages = _stages(files, lists)
+    stages = load_stages(files, lists)
     seen: dict[str, Rule] = {}
     out: list[Rule] = []
     for file in files:
@@ -475,10 +321,10 @@ def load_rules(paths: Sequence[Path], *, display_base: Path | None = None) -> li
 
 def load_rule_file(path: Path, *, display: str | None = None) -> list[Rule]:
     """Load one rule file on its own (the lists it uses must be defined in it)."""
-    file = _File(path, display or display_path(path))
+    file = RuleFile(path, display or display_path(path))
     lists = Lists()
     lists.add(file)
-    stages = _stages([file], lists)
+    stages = load_stages([file], lists)
     out = []
     for index, raw in enumerate(file.tables):
         try:
