@@ -27,7 +27,16 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "rules"
 FEEDS_DIR = ROOT / "tests" / "data" / "feeds"
 CONFIG_EXAMPLE = ROOT / "config.example.toml"
-EXPECTED_FILES = {"cma.toml", "deals.toml", "doj.toml", "eu.toml", "ftc.toml", "lists.toml", "national.toml"}
+EXPECTED_FILES = {
+    "cma.toml",
+    "deals.toml",
+    "doj.toml",
+    "eu.toml",
+    "ftc.toml",
+    "lists.toml",
+    "national.toml",
+    "stages.toml",
+}
 MIN_EXAMPLES = 5
 ITC = "cma-invitation-to-comment"
 
@@ -75,6 +84,12 @@ def test_lists_file_holds_only_lists() -> None:
     assert set(data) == {"lists"}
     for name in ("cma", "ftc", "doj_antitrust", "european_commission", "microsoft", "big_tech", "ai_labs"):
         assert name in data["lists"], name
+
+
+def test_stages_file_holds_the_stages_of_the_big_four() -> None:
+    data = tomllib.loads((RULES_DIR / "stages.toml").read_text(encoding="utf-8"))
+    assert set(data) == {"stages"}
+    assert set(data["stages"]) == {"cma", "ec", "ftc", "doj"}
 
 
 def test_rules_load(rules: list[Rule]) -> None:
