@@ -28,7 +28,8 @@ from watcher.match import RuleSet
 from watcher.model import FetchResult, Item, Match, Rule, Silence
 from watcher.notify.route import destinations
 from watcher.stages import StageFinder
-from watcher.store.decide import PlannedMatch, Throttle
+from watcher.store.decide import PlannedMatch, Recorded, Throttle
+from watcher.store.page_queue import QueuedPage
 from watcher.store.store import FeedState, Store
 
 log = structlog.get_logger("watcher.pipeline")
@@ -113,8 +114,12 @@ class Pipeline:
             )
         )
         outcomes = list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
-        pages = await self.read_pages(ids)
-        waiting = await asyncio.to_thread(self.store.pages_waiting)
+        try:
+            pages = await self.read_pages(ids)
+            waiting = await asyncio.to_thread(self.store.pages_waiting)
+        except StoreError as exc:  # the queue stays as it was; the next cycle tries again
+            log.error("pages.store_failed", error=str(exc))
+            pages, waiting = {}, {}
         return _with_pages(outcomes, pages, waiting)
 
     async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
@@ -301,30 +306,41 @@ class Pipeline:
                 retry_at = self.clock() + PAGE_RETRY_AFTER * 3**page.attempts
                 await asyncio.to_thread(self.store.page_failed, page.item_id, error or "fetch failed", retry_at)
                 continue
-            item = replace(page.item, article=text) if text else page.item
-            feed = self._feeds.get(item.feed_id)
-            tags = tuple(feed.tags) if feed else ()
-            matches = self.ruleset.match(item, feed_tags=tags, now=self.clock())
-            planned = [self._plan(m, item, silences) for m in matches]
-            note = None
-            if text is None:
-                note = f"page not read after {PAGE_ATTEMPTS} tries ({error}): matched on the feed's text"
-            recorded = await asyncio.to_thread(
-                partial(self.store.complete_page, page, self.clock(), text or "", planned, error=note)
-            )
-            log.info(
-                "page.read" if note is None else "page.given_up",
-                feed=item.feed_id,
-                url=page.url,
-                matches=recorded.matches,
-                alerted=recorded.alerted,
-                error=error,
-            )
-            was = out.get(item.feed_id, PagesOutcome())
-            out[item.feed_id] = PagesOutcome(
+            try:
+                recorded = await self._judge(page, text, error, silences)
+            except Exception as exc:  # the per-page guard: one bad page must not stop the others
+                log.exception("page.crashed", feed=page.item.feed_id, url=page.url, error=repr(exc))
+                retry_at = self.clock() + PAGE_RETRY_AFTER
+                await asyncio.to_thread(self.store.page_failed, page.item_id, f"internal error: {exc!r}", retry_at)
+                continue
+            was = out.get(page.item.feed_id, PagesOutcome())
+            out[page.item.feed_id] = PagesOutcome(
                 was.read + 1, was.matches + recorded.matches, was.deliveries + recorded.deliveries
             )
         return out
+
+    async def _judge(self, page: QueuedPage, text: str | None, error: str | None, silences: list[Silence]) -> Recorded:
+        """Match a queued item on its page (or, ``text`` None, on the feed's text) and record it."""
+        item = replace(page.item, article=text) if text else page.item
+        feed = self._feeds.get(item.feed_id)
+        tags = tuple(feed.tags) if feed else ()
+        matches = self.ruleset.match(item, feed_tags=tags, now=self.clock())
+        planned = [self._plan(m, item, silences) for m in matches]
+        note = None
+        if text is None:
+            note = f"page not read after {PAGE_ATTEMPTS} tries ({error}): matched on the feed's text"
+        recorded = await asyncio.to_thread(
+            partial(self.store.complete_page, page, self.clock(), text or "", planned, error=note)
+        )
+        log.info(
+            "page.read" if note is None else "page.given_up",
+            feed=item.feed_id,
+            url=page.url,
+            matches=recorded.matches,
+            alerted=recorded.alerted,
+            error=error,
+        )
+        return recorded
 
     async def _article(self, feed_id: str, url: str) -> tuple[str | None, str | None]:
         """(main text, None) of a linked page, fetched politely and cached; (None, why) if not."""

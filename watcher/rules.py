@@ -1,8 +1,9 @@
 """Rule files -> validated ``Rule`` values. Every problem names the file, line, rule and field.
 
 Owns: the ``[[rule]]`` format (``rulefile`` reads the files, their lists and stages), compiling
-``any``/``all``/``none`` and ``query`` into one condition tree, and rule examples. Must not: match anything (that is ``match``) or know the config (the
-caller checks rule channels and feeds against it, since rule files are shared between deployments).
+``any``/``all``/``none`` and ``query`` into one condition tree, and rule examples. Must not:
+match anything (that is ``match``) or know the config (the caller checks rule channels and feeds
+against it, since rule files are shared between deployments).
 """
 
 from __future__ import annotations
