@@ -24,6 +24,25 @@ none = ["Country Music Association"]
 """
 
 
+# The rule and the case page the linked-page tests share: teaser-only entries whose page decides.
+ARTICLE_RULES = """\
+[lists]
+cma = ["CMA", "Competition and Markets Authority"]
+ai_labs = ["OpenAI", "Mistral AI", "Anthropic", "Inflection AI"]
+
+[[rule]]
+id = "cma-itc"
+title = "CMA invitation to comment on an AI deal"
+severity = "high"
+query = '@cma AND "invitation to comment" AND @ai_labs'
+"""
+
+ARTICLE_PAGE = """<html><head><title>{title}</title></head><body><nav>Home Cookies Search</nav>
+<main><article><h1>{title}</h1><p>{text}</p><p>Further details on the case timetable and how to respond
+are set out on this page, together with the administrative timetable.</p></article></main>
+<footer>Privacy Accessibility</footer></body></html>"""
+
+
 @dataclass(frozen=True)
 class Entry:
     key: str

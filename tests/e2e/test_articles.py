@@ -9,26 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Entry, atom, run_cli
+from tests.e2e.helpers import ARTICLE_PAGE, ARTICLE_RULES, Entry, atom, run_cli
 
 NOW = datetime.now(UTC)
 
-RULES = """\
-[lists]
-cma = ["CMA", "Competition and Markets Authority"]
-ai_labs = ["OpenAI", "Mistral AI", "Anthropic"]
-
-[[rule]]
-id = "cma-itc"
-title = "CMA invitation to comment on an AI deal"
-severity = "high"
-query = '@cma AND "invitation to comment" AND @ai_labs'
-"""
-
-PAGE = """<html><head><title>{title}</title></head><body><nav>Home Cookies Search</nav>
-<main><article><h1>{title}</h1><p>{text}</p><p>Further details on the case timetable and how to respond
-are set out on this page, together with the administrative timetable.</p></article></main>
-<footer>Privacy Accessibility</footer></body></html>"""
+RULES = ARTICLE_RULES
+PAGE = ARTICLE_PAGE
 
 
 def page(feed_server: Any, path: str, title: str, text: str) -> str:

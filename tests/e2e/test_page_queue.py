@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Entry, atom, run_cli
+from tests.e2e.helpers import ARTICLE_PAGE, ARTICLE_RULES, Entry, atom, run_cli
 from watcher.config import load_config
 from watcher.feeds.fetch import Fetcher
 from watcher.pipeline import PAGE_ATTEMPTS, Pipeline
@@ -23,22 +23,8 @@ NOW = datetime.now(UTC)
 BURST = 300
 BUDGET = 40  # pages per host per cycle
 
-RULES = """\
-[lists]
-cma = ["CMA", "Competition and Markets Authority"]
-ai_labs = ["OpenAI", "Mistral AI", "Anthropic", "Inflection AI"]
-
-[[rule]]
-id = "cma-itc"
-title = "CMA invitation to comment on an AI deal"
-severity = "high"
-query = '@cma AND "invitation to comment" AND @ai_labs'
-"""
-
-PAGE = """<html><head><title>{title}</title></head><body><nav>Home Cookies Search</nav>
-<main><article><h1>{title}</h1><p>{text}</p><p>Further details on the case timetable and how to respond
-are set out on this page, together with the administrative timetable.</p></article></main>
-<footer>Privacy Accessibility</footer></body></html>"""
+RULES = ARTICLE_RULES
+PAGE = ARTICLE_PAGE
 
 
 def page_path(key: str) -> str:

@@ -10,6 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from watcher.model import Alert, RuleHit
 
@@ -43,27 +44,13 @@ def _merge(group: list[Alert]) -> Alert:
         for hit in alert.hits:
             if all(h.rule_id != hit.rule_id for h in hits):
                 hits.append(hit)
-    return Alert(
-        delivery_id=top.delivery_id,
-        channel=top.channel,
-        rule_id=top.rule_id,
-        rule_title=top.rule_title,
-        severity=top.severity,
+    return replace(
+        top,
         reasons=_union(a.reasons for a in ordered),
-        feed_id=top.feed_id,
-        feed_title=top.feed_title,
-        item_title=top.item_title,
-        item_link=top.item_link,
-        item_text=top.item_text,
-        published_at=top.published_at,
         attempts=max(a.attempts for a in ordered),
-        kind=top.kind,
         sources=_union(a.sources for a in ordered),
-        story_id=top.story_id,
-        snippet=top.snippet,
         entities=_union(a.entities for a in ordered),
         created_at=min((a.created_at for a in ordered if a.created_at), default=top.created_at),
-        item_id=top.item_id,
         tags=_union(a.tags for a in ordered),
         rules=tuple(hits),
         delivery_ids=tuple(d for a in ordered for d in a.carried),
