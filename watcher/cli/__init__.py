@@ -105,8 +105,9 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
         print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
     else:
         table = Table(title="Poll summary", title_justify="left")
-        for col in ("feed", "status", "items", "new", "matches", "alerts", "error"):
-            table.add_column(col, justify="right" if col in ("items", "new", "matches", "alerts") else "left")
+        numbers = ("items", "new", "matches", "alerts", "pages read", "pages waiting")
+        for col in ("feed", "status", *numbers, "error"):
+            table.add_column(col, justify="right" if col in numbers else "left")
         for o in outcomes:
             style = {"failed": "red", "not_modified": "dim"}.get(o.status, "")
             table.add_row(
@@ -116,6 +117,8 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
                 str(o.new_items),
                 str(o.matches),
                 str(o.deliveries),
+                str(o.pages_read),
+                str(o.pages_waiting),
                 o.error or "",
             )
         out.print(table)
