@@ -105,7 +105,8 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
         print_json({"feeds": [asdict(o) for o in outcomes], "deliveries": asdict(drained)})
     else:
         table = Table(title="Poll summary", title_justify="left")
-        numbers = ("items", "new", "matches", "alerts", "pages read", "pages waiting")
+        # "waiting": items of the feed whose page is still to be read before they are matched.
+        numbers = ("items", "new", "matches", "alerts", "waiting")
         for col in ("feed", "status", *numbers, "error"):
             table.add_column(col, justify="right" if col in numbers else "left")
         for o in outcomes:
@@ -117,7 +118,6 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
                 str(o.new_items),
                 str(o.matches),
                 str(o.deliveries),
-                str(o.pages_read),
                 str(o.pages_waiting),
                 o.error or "",
             )
