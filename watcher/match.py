@@ -69,6 +69,8 @@ class _Scan:
     hits: dict[int, list[int]]  # pattern id -> where each occurrence ends (automaton end index) in `text`
     _spaces: list[int] | None = None
     spans: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)  # per field, for reasons
+    # term number -> whether it holds for this item: rules share their lists, so each is decided once.
+    terms: dict[int, bool] = field(default_factory=dict)
 
     def field_of(self, offset: int) -> int:
         return bisect.bisect_right(self.bounds, offset) - 1
@@ -98,7 +100,9 @@ class RuleSet:
         self._keys: dict[str, int] = {}
         self._automaton = ahocorasick.Automaton()
         self._term_ids: dict[Term, frozenset[int]] = {}
-        self._term_info: dict[int, tuple[tuple[int, ...], frozenset[int]]] = {}
+        # id(term) -> (its scanned phrase ids, its veto-only phrase ids, its fields, and a number
+        # shared by every term with the same phrases and fields); see _term_true.
+        self._term_info: dict[int, tuple[frozenset[int], tuple[int, ...], frozenset[int], int]] = {}
         self._field_ids: dict[tuple[str, ...], frozenset[int]] = {}
         self._regexes: dict[Regex, tuple[int, re.Pattern[str]]] = {}
         self._by_pattern: dict[int, list[int]] = {}  # trigger phrase -> rules to evaluate
@@ -126,6 +130,10 @@ class RuleSet:
         # it is looked up in the candidate's text when asked, instead of being scanned for in every
         # item (vetoes are often common words, which would flood the scan with hits).
         self._lazy = set(range(len(self._patterns))) - set(self._by_positive)
+        same: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+        for key, (pids, _, fields, _) in self._term_info.items():
+            shared = same.setdefault((pids, fields), len(same))
+            self._term_info[key] = (pids - self._lazy, tuple(sorted(pids & self._lazy)), fields, shared)
         for pid, word in enumerate(self._words):
             if pid not in self._lazy:
                 self._automaton.add_word(word, pid)
@@ -154,7 +162,7 @@ class RuleSet:
             if cond not in self._term_ids:
                 self._term_ids[cond] = frozenset(self._pattern(p) for p in cond.phrases)
             # Keyed by identity: hashing a Term hashes all its phrases, too slow for the hot path.
-            self._term_info[id(cond)] = (tuple(self._term_ids[cond]), self._fields(cond.fields))
+            self._term_info[id(cond)] = (self._term_ids[cond], (), self._fields(cond.fields), 0)
         elif isinstance(cond, Near):
             self._compile(cond.left)
             self._compile(cond.right)
@@ -242,7 +250,7 @@ class RuleSet:
         for index in candidates:
             rule = self.rules[index]
             order = self._order.get(index)
-            holds = all(self._eval(c, scan) for c in order) if order else self._eval(rule.condition, scan)
+            holds = self._all(order, scan) if order else self._eval(rule.condition, scan)
             if holds and self._filters_pass(rule, scan, now):
                 reasons: list[Reason] = []
                 self._collect(rule.condition, scan, reasons)
@@ -322,31 +330,58 @@ class RuleSet:
         return None
 
     def _term_true(self, term: Term, scan: _Scan) -> bool:
-        """The hot path of evaluation: does any phrase of the term occur in one of its fields?"""
-        pids, fields = self._term_info[id(term)]
-        hits, lazy = scan.hits, self._lazy
-        for pid in pids:
-            ends = self._lazy_hits(pid, scan) if pid in lazy else hits.get(pid)
+        """The hot path of evaluation: does any phrase of the term occur in one of its fields?
+
+        A list term holds hundreds of phrases and an item hits a few dozen, so the term's scanned
+        phrases are checked against the item's hits from whichever side is smaller; veto-only
+        phrases are looked up in the text on demand.
+        """
+        eager, lazy, fields, key = self._term_info[id(term)]
+        known = scan.terms.get(key)
+        if known is not None:
+            return known
+        hits = scan.hits
+        found = [p for p in hits if p in eager] if len(hits) < len(eager) else [p for p in eager if p in hits]
+        for pid in (*found, *lazy):
+            ends = self._lazy_hits(pid, scan) if pid in self._lazy else hits[pid]
             if ends:
                 start_shift = self._stop_shift[pid] - self._lengths[pid]
                 for end in ends:
                     if scan.field_of(end + start_shift) in fields:
+                        scan.terms[key] = True
                         return True
+        scan.terms[key] = False
         return False
 
+    def _all(self, conds: tuple[Condition, ...], scan: _Scan) -> bool:
+        for cond in conds:  # noqa: SIM110 (a loop: see _eval)
+            if not self._eval(cond, scan):
+                return False
+        return True
+
     def _eval(self, cond: Condition, scan: _Scan) -> bool:
-        if isinstance(cond, Term):
-            return self._term_true(cond, scan)
-        if isinstance(cond, And):
-            return all(self._eval(c, scan) for c in cond.children)
-        if isinstance(cond, Or):
-            return any(self._eval(c, scan) for c in cond.children)
-        if isinstance(cond, Not):
-            return not self._eval(cond.child, scan)
+        # Loops and exact type checks rather than all()/any() over generators: this runs tens of
+        # times per item and rule, and the generator frames were most of its cost.
+        kind = type(cond)
+        if kind is Term:
+            return self._term_true(cond, scan)  # type: ignore[arg-type]
+        if kind is And:
+            for child in cond.children:  # type: ignore[union-attr]  # noqa: SIM110
+                if not self._eval(child, scan):
+                    return False
+            return True
+        if kind is Or:
+            for child in cond.children:  # type: ignore[union-attr]  # noqa: SIM110
+                if self._eval(child, scan):
+                    return True
+            return False
+        if kind is Not:
+            return not self._eval(cond.child, scan)  # type: ignore[union-attr]
         if isinstance(cond, Near):
             return self._near(cond, scan) is not None
         if isinstance(cond, Regex):
             return self._regex_match(cond, scan) is not None
+        assert isinstance(cond, Meta)
         return _meta(cond, scan)
 
     def _near(self, cond: Near, scan: _Scan) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
