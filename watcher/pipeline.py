@@ -242,6 +242,7 @@ class Pipeline:
             on_official=rule.on_official,
             tags=rule.tags,
             stage=self._stages.latest(rule, item) if rule.on_update == "notify" else None,
+            stage_owner=rule.authority or None,
         )
 
     def _match(self, feed: FeedConfig, items: list[Item], now: datetime) -> tuple[list[Match], dict[str, str]]:

@@ -82,3 +82,51 @@ def test_each_new_stage_alerts_once(tmp_path: Path, feed_server: Any, capsys: py
     assert 'new stage reached: "undertakings"' in trail
     assert 'stage "phase-1" already alerted' in trail
     assert 'stage "undertakings" already alerted' in trail
+
+
+SHIPPED_VERSIONS = [
+    # A gov.uk case page as the CMA edits it over a case: (page text, alerts expected)
+    (
+        "<p>The Competition and Markets Authority is considering whether Microsoft's partnership with Mistral AI "
+        "has resulted in a relevant merger situation. Invitation to comment: comments are invited by 30 April.</p>",
+        1,
+    ),
+    (
+        "<p>Following its invitation to comment, the CMA has launched a formal phase 1 investigation into "
+        "Microsoft's partnership with Mistral AI. The statutory deadline is 4 October.</p>",
+        1,
+    ),
+    (
+        "<p>The CMA's formal phase 1 investigation of Microsoft's partnership with Mistral AI continues; the "
+        "statutory deadline for the phase 1 decision is 4 October.</p>",
+        0,
+    ),
+    (
+        "<p>The CMA has referred Microsoft's partnership with Mistral AI for an in-depth phase 2 investigation by "
+        "an inquiry group.</p>",
+        1,
+    ),
+]
+
+
+def test_shipped_cma_rules_alert_once_per_stage_of_a_case_page(
+    tmp_path: Path, feed_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    base = feed_server.url("").rstrip("/")
+    config = tmp_path / "config.toml"
+    feed_url = feed_server.url("/cases.atom")
+    config.write_text(
+        f'rules_dir = "rules"\n[database]\nurl = "sqlite:///{tmp_path}/w.db"\n'
+        f'[[feed]]\nid = "cma-cases"\nurl = "{feed_url}"\ntags = ["regulator", "uk"]\nfull_text = true\n'
+    )
+    counts = []
+    for n, (text, _) in enumerate(SHIPPED_VERSIONS):
+        feed_server.route("/government/news/ms-mistral", body=PAGE.format(text), headers={"Content-Type": "text/html"})
+        entry = Entry("ms-mistral", "Microsoft / Mistral AI partnership merger inquiry", "", NOW + timedelta(minutes=n))
+        feed_server.feed("/cases.atom", atom([entry], base=base), etag=f'"{n}"')
+        result = run_cli(capsys, "--config", str(config), "poll", "--once")
+        assert result.code == 0, result.err
+        # One message per version at most: the rules that fire on one page are merged.
+        counts.append(sum(line.startswith("[") for line in result.out.splitlines()))
+    assert counts == [expected for _, expected in SHIPPED_VERSIONS]

@@ -51,6 +51,9 @@ class PlannedMatch:
     on_official: str = "notify"  # an official source joining a press-only story: "notify" or "ignore"
     tags: tuple[str, ...] = ()  # the rule's tags, kept on the match for its message
     stage: str | None = None  # the latest procedure stage the item names (rules with on_update = "notify")
+    # Whose stages: the rule's authority, so that a stage alerts once per item whichever of the
+    # authority's rules fires on it (the CMA's invitation-to-comment and phase 1 rules alike).
+    stage_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,8 @@ def record_matches(
             if p.stage is not None and not is_update:
                 # The first alert covers the stage the item was at: an edit that only re-words
                 # it is not a new stage.
-                _claim_key(s, insert, now, p.match.rule_id, stage_fingerprint(item, p.match, p.stage), match_id)
+                owner = _stage_owner(p)
+                _claim_key(s, insert, now, owner, stage_fingerprint(item, p.match, p.stage), match_id)
         elif not batched:
             continue
         if p.channels:
@@ -181,10 +185,12 @@ def _decide(
     if p.silenced_by:
         return SILENCED, p.silenced_by, kind, False
     batched = False
-    first = _alert_key(s, rule_id, fp)
+    # A stage's alert is the authority's, not one rule's: it goes out once per item and stage.
+    owner = _stage_owner(p) if is_update and p.stage else rule_id
+    first = _alert_key(s, owner, fp)
     if first is not None and is_update:
         where = f'stage "{p.stage}"' if p.stage else "this stage"
-        return DUPLICATE, f"edited, but {where} already alerted for this rule as match #{first}", kind, False
+        return DUPLICATE, f"edited, but {where} already alerted as match #{first}", kind, False
     if first is not None:
         if story is not None and story.became_official and p.on_official == "notify":
             fp, kind = f"{fp}#confirmed", "confirmed"
@@ -196,8 +202,8 @@ def _decide(
                 batched, reason = True, f"{reason}; sent in the next digest"
         else:
             where = f"story {story.id}" if story is not None else "this story"
-            return DUPLICATE, f"duplicate of {where}, already alerted for this rule as match #{first}", kind, False
-        if _alert_key(s, rule_id, fp) is not None:
+            return DUPLICATE, f"duplicate of {where}, already alerted as match #{first}", kind, False
+        if _alert_key(s, owner, fp) is not None:
             gone = f"duplicate: the {kind.replace('_', '-')} alert for this story already went out"
             return DUPLICATE, gone, kind, False
     if p.throttle is not None:
@@ -220,14 +226,19 @@ def _decide(
             if p.throttle.surplus != "digest":
                 return THROTTLED, why, kind, False
             # The surplus still counts as this story's alert, so the story is not sent again.
-            if not _claim_key(s, insert, now, rule_id, fp, match_id):
+            if not _claim_key(s, insert, now, owner, fp, match_id):
                 return DUPLICATE, "duplicate: this story already alerted for this rule", kind, False
             return THROTTLED, f"{why}; sent in the next digest", kind, True
-    if not _claim_key(s, insert, now, rule_id, fp, match_id):  # a replica alerted the same story a moment ago
+    if not _claim_key(s, insert, now, owner, fp, match_id):  # a replica alerted the same story a moment ago
         return DUPLICATE, "duplicate: this story already alerted for this rule", kind, False
     if is_update and p.stage:
         reason = f'new stage reached: "{p.stage}"'
     return ALERTED, reason, kind, batched
+
+
+def _stage_owner(p: PlannedMatch) -> str:
+    """The alert-key owner of stage alerts: "@cma" for the CMA's rules, else the rule itself."""
+    return f"@{p.stage_owner}" if p.stage_owner else p.match.rule_id
 
 
 def _claim_key(s: Session, insert: Callable[[Any], Any], now: datetime, rule_id: str, fp: str, match_id: int) -> bool:
