@@ -53,27 +53,36 @@ VERSIONS = [
 ]
 
 
+def edit_the_case_page(
+    tmp_path: Path, feed_server: Any, capsys: pytest.CaptureFixture[str], versions: list[tuple[str, int]]
+) -> tuple[Path, list[list[str]]]:
+    """Serve a cma-cases feed whose one entry is edited once per version (page text and updated
+    time), poll after each edit, and return the config and the messages each poll printed."""
+    base = feed_server.url("").rstrip("/")
+    config = tmp_path / "config.toml"
+    feed_url = feed_server.url("/cases.atom")
+    config.write_text(
+        f'rules_dir = "rules"\n[database]\nurl = "sqlite:///{tmp_path}/w.db"\n'
+        f'[[feed]]\nid = "cma-cases"\nurl = "{feed_url}"\ntags = ["regulator", "uk"]\nfull_text = true\n'
+    )
+    printed: list[list[str]] = []
+    for n, (text, _) in enumerate(versions):
+        feed_server.route("/government/news/ms-mistral", body=PAGE.format(text), headers={"Content-Type": "text/html"})
+        entry = Entry("ms-mistral", "Microsoft / Mistral AI partnership merger inquiry", "", NOW + timedelta(minutes=n))
+        feed_server.feed("/cases.atom", atom([entry], base=base), etag=f'"{n}"')
+        result = run_cli(capsys, "--config", str(config), "poll", "--once")
+        assert result.code == 0, result.err
+        printed.append([line for line in result.out.splitlines() if line.startswith("[")])
+    return config, printed
+
+
 def test_each_new_stage_alerts_once(tmp_path: Path, feed_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     shutil.copy(ROOT / "rules" / "lists.toml", rules / "lists.toml")
     shutil.copy(ROOT / "rules" / "stages.toml", rules / "stages.toml")
     (rules / "case.toml").write_text(RULE)
-    base = feed_server.url("").rstrip("/")
-    config = tmp_path / "config.toml"
-    feed_url = feed_server.url("/cases.atom")
-    config.write_text(
-        f'rules_dir = "rules"\n[database]\nurl = "sqlite:///{tmp_path}/w.db"\n'
-        f'[[feed]]\nid = "cma-cases"\nurl = "{feed_url}"\nfull_text = true\n'
-    )
-    alerts: list[list[str]] = []
-    for n, (text, _) in enumerate(VERSIONS):
-        feed_server.route("/government/news/ms-mistral", body=PAGE.format(text), headers={"Content-Type": "text/html"})
-        entry = Entry("ms-mistral", "Microsoft / Mistral AI partnership merger inquiry", "", NOW + timedelta(minutes=n))
-        feed_server.feed("/cases.atom", atom([entry], base=base), etag=f'"{n}"')
-        result = run_cli(capsys, "--config", str(config), "poll", "--once")
-        assert result.code == 0, result.err
-        alerts.append([line for line in result.out.splitlines() if line.startswith("[HIGH")])
+    config, alerts = edit_the_case_page(tmp_path, feed_server, capsys, VERSIONS)
     assert [len(a) for a in alerts] == [expected for _, expected in VERSIONS]
     assert alerts[0][0].startswith("[HIGH] ")
     assert all(a[0].startswith("[HIGH UPDATE] ") for a in (alerts[1], alerts[3]))
@@ -113,20 +122,7 @@ def test_shipped_cma_rules_alert_once_per_stage_of_a_case_page(
     tmp_path: Path, feed_server: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
-    base = feed_server.url("").rstrip("/")
-    config = tmp_path / "config.toml"
-    feed_url = feed_server.url("/cases.atom")
-    config.write_text(
-        f'rules_dir = "rules"\n[database]\nurl = "sqlite:///{tmp_path}/w.db"\n'
-        f'[[feed]]\nid = "cma-cases"\nurl = "{feed_url}"\ntags = ["regulator", "uk"]\nfull_text = true\n'
-    )
-    counts = []
-    for n, (text, _) in enumerate(SHIPPED_VERSIONS):
-        feed_server.route("/government/news/ms-mistral", body=PAGE.format(text), headers={"Content-Type": "text/html"})
-        entry = Entry("ms-mistral", "Microsoft / Mistral AI partnership merger inquiry", "", NOW + timedelta(minutes=n))
-        feed_server.feed("/cases.atom", atom([entry], base=base), etag=f'"{n}"')
-        result = run_cli(capsys, "--config", str(config), "poll", "--once")
-        assert result.code == 0, result.err
-        # One message per version at most: the rules that fire on one page are merged.
-        counts.append(sum(line.startswith("[") for line in result.out.splitlines()))
+    _, printed = edit_the_case_page(tmp_path, feed_server, capsys, SHIPPED_VERSIONS)
+    # One message per version at most: the rules that fire on one page are merged.
+    counts = [len(lines) for lines in printed]
     assert counts == [expected for _, expected in SHIPPED_VERSIONS]
