@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-stories bench-notify bench-relevance clean
+.PHONY: run test lint bench bench-stories bench-notify bench-relevance bench-farm clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -35,6 +35,10 @@ bench-stories: $(BIN)/.installed
 
 bench-notify: $(BIN)/.installed
 	$(BIN)/python -m bench.notify
+
+# The whole poll pipeline against a loopback farm of feeds, beside a naive pipeline (issue 11, first step).
+bench-farm: $(BIN)/.installed
+	$(BIN)/python -m bench.farm --feeds 100 --items 50
 
 # Recall, precision and attribution of the shipped rules on the relevance corpus (bench/relevance);
 # exits 1 when the held-out part is below bench/relevance/floor.json.
