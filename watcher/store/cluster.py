@@ -14,14 +14,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
 from watcher.model import Item
-from watcher.store.schema import ItemRow, StoryItemRow, StoryRow, StoryTermRow
+from watcher.store.schema import ItemRow, StoryItemRow, StoryRow, StoryTermCountRow, StoryTermRow
 from watcher.stories import StoryView, is_official, item_features, same_story
 
 MAX_TERMS = 48  # distinctive words indexed per item
 MAX_CANDIDATES = 30  # recent items compared in full per new item
+# A term indexed by more items than this within the window is not looked up: in a busy window a
+# word that common is no evidence of one story (like "market" or a big tech firm's name), and its
+# postings would make each lookup cost more the more items the window holds. Candidates are still
+# compared in full, common words included, by ``same_story``.
+COMMON_AFTER = 200
 
 
 def assign_stories(
@@ -34,33 +40,40 @@ def assign_stories(
 ) -> dict[str, StoryView]:
     out: dict[str, StoryView] = {}
     since = now - window
+    # Core statements on the session's connection, in its transaction: the ORM's per-statement
+    # bookkeeping was most of this stage's cost, several statements per new item.
+    c = s.connection()
     if items:
         # The index only ever needs the window: older terms go, so its size follows the feed
         # volume of one window, never the size of history.
-        s.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))
+        c.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))
+        c.execute(delete(StoryTermCountRow).where(col(StoryTermCountRow.day) < _day(since)))
     for item, item_id in sorted(items, key=lambda p: p[0].item_key):
         words, parties = item_features(item)
         official = is_official(item.link, official_domains)
-        story_id = _by_link(s, item, since) or _by_terms(s, words, parties, since)
+        story_id = _by_link(c, item, since) or _by_terms(c, words - _common(c, words, since), words, parties, since)
         became_official = False
         if story_id is None:
-            story = StoryRow(title=item.title, created_at=now, last_seen_at=now, is_official=official)
-            s.add(story)
-            s.flush()
-            assert story.id is not None
-            story_id, is_new = story.id, True
+            story_id = int(
+                c.execute(
+                    insert(StoryRow)
+                    .values(title=item.title, created_at=now, last_seen_at=now, is_official=official)
+                    .returning(col(StoryRow.id))
+                ).scalar_one()
+            )
+            is_new = True
         else:
             was_official = bool(
-                s.execute(select(col(StoryRow.is_official)).where(col(StoryRow.id) == story_id)).scalar()
+                c.execute(select(col(StoryRow.is_official)).where(col(StoryRow.id) == story_id)).scalar()
             )
             became_official = official and not was_official
-            s.execute(
+            c.execute(
                 update(StoryRow)
                 .where(col(StoryRow.id) == story_id)
                 .values(last_seen_at=now, is_official=was_official or official)
             )
             is_new = False
-        s.execute(
+        c.execute(
             insert(StoryItemRow)
             .values(
                 item_id=item_id,
@@ -76,26 +89,35 @@ def assign_stories(
         terms = sorted(words, key=len, reverse=True)[:MAX_TERMS]
         if terms:
             # Parameters as a list (executemany): one cached statement, not one compiled per item.
-            s.execute(
+            c.execute(
                 insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"]),
                 [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)],
             )
-        sources = s.execute(
-            select(col(StoryItemRow.feed_id), func.min(col(StoryItemRow.added_at)))
-            .where(col(StoryItemRow.story_id) == story_id)
-            .group_by(col(StoryItemRow.feed_id))
-            .order_by(func.min(col(StoryItemRow.added_at)))
-        ).all()
-        out[item.item_key] = StoryView(
-            story_id, is_new, tuple(f for f, _ in sources), official or became_official, became_official
-        )
+            counted = insert(StoryTermCountRow)
+            c.execute(
+                counted.on_conflict_do_update(
+                    index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
+                ),
+                [{"term": t, "day": _day(now), "n": 1} for t in sorted({t[:64] for t in terms})],
+            )
+        if is_new:
+            sources: tuple[str, ...] = (item.feed_id,)
+        else:
+            rows = c.execute(
+                select(col(StoryItemRow.feed_id), func.min(col(StoryItemRow.added_at)))
+                .where(col(StoryItemRow.story_id) == story_id)
+                .group_by(col(StoryItemRow.feed_id))
+                .order_by(func.min(col(StoryItemRow.added_at)))
+            ).all()
+            sources = tuple(f for f, _ in rows)
+        out[item.item_key] = StoryView(story_id, is_new, sources, official or became_official, became_official)
     return out
 
 
-def _by_link(s: Session, item: Item, since: datetime) -> int | None:
+def _by_link(c: Connection, item: Item, since: datetime) -> int | None:
     if not item.link:
         return None
-    found = s.execute(
+    found = c.execute(
         select(col(StoryItemRow.story_id))
         .join(ItemRow, col(ItemRow.id) == col(StoryItemRow.item_id))
         .where(col(ItemRow.link) == item.link, col(StoryItemRow.added_at) >= since)
@@ -105,13 +127,36 @@ def _by_link(s: Session, item: Item, since: datetime) -> int | None:
     return int(found) if found is not None else None
 
 
-def _by_terms(s: Session, words: frozenset[str], parties: frozenset[str], since: datetime) -> int | None:
+def _day(at: datetime) -> int:
+    return int(at.timestamp() // 86400)
+
+
+def _common(c: Connection, words: frozenset[str], since: datetime) -> frozenset[str]:
+    """The item's words indexed by more than COMMON_AFTER items of the window (by day counts)."""
     if not words:
+        return frozenset()
+    total = func.sum(col(StoryTermCountRow.n))
+    rows = c.execute(
+        select(col(StoryTermCountRow.term))
+        .where(col(StoryTermCountRow.term).in_(sorted({w[:64] for w in words})))
+        .where(col(StoryTermCountRow.day) >= _day(since))
+        .group_by(col(StoryTermCountRow.term))
+        .having(total > COMMON_AFTER)
+    ).scalars()
+    found = set(rows)
+    return frozenset(w for w in words if w[:64] in found)
+
+
+def _by_terms(
+    c: Connection, lookup: frozenset[str], words: frozenset[str], parties: frozenset[str], since: datetime
+) -> int | None:
+    """The story of the recent item sharing most ``lookup`` words that ``same_story`` accepts."""
+    if not lookup:
         return None
     shared = func.count().label("shared")
-    rows = s.execute(
+    rows = c.execute(
         select(col(StoryTermRow.item_id), shared)
-        .where(col(StoryTermRow.term).in_([w[:64] for w in words]), col(StoryTermRow.seen_at) >= since)
+        .where(col(StoryTermRow.term).in_(sorted(w[:64] for w in lookup)), col(StoryTermRow.seen_at) >= since)
         .group_by(col(StoryTermRow.item_id))
         .order_by(shared.desc(), col(StoryTermRow.item_id))
         .limit(MAX_CANDIDATES)
@@ -120,10 +165,18 @@ def _by_terms(s: Session, words: frozenset[str], parties: frozenset[str], since:
     if not ids:
         return None
     candidates = {
-        r.item_id: r for r in s.execute(select(StoryItemRow).where(col(StoryItemRow.item_id).in_(ids))).scalars()
+        int(item_id): (int(story_id), other_words, other_parties)
+        for item_id, story_id, other_words, other_parties in c.execute(
+            select(
+                col(StoryItemRow.item_id),
+                col(StoryItemRow.story_id),
+                col(StoryItemRow.words),
+                col(StoryItemRow.parties),
+            ).where(col(StoryItemRow.item_id).in_(ids))
+        ).all()
     }
     for item_id in ids:  # most shared words first
-        other = candidates.get(item_id)
-        if other and same_story(words, parties, frozenset(other.words), frozenset(other.parties)):
-            return int(other.story_id)
+        other = candidates.get(int(item_id))
+        if other and same_story(words, parties, frozenset(other[1]), frozenset(other[2])):
+            return other[0]
     return None

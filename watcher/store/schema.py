@@ -156,6 +156,17 @@ class StoryTermRow(SQLModel, table=True):
     seen_at: datetime | None = _ts(nullable=False)
 
 
+class StoryTermCountRow(SQLModel, table=True):
+    """How many items of each day indexed a term: a word in too many items of the window is no
+    evidence of a story, and looking up its postings would cost more the busier the window."""
+
+    __tablename__ = "story_term_counts"
+
+    term: str = Field(primary_key=True, max_length=64)
+    day: int = Field(primary_key=True)  # days since 1970-01-01, UTC
+    n: int = Field(default=0)
+
+
 class AlertKeyRow(SQLModel, table=True):
     """One row per (rule, story fingerprint) that alerted: the constraint that makes an alert once.
 
