@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
@@ -28,6 +28,29 @@ MAX_CANDIDATES = 30  # recent items compared in full per new item
 # postings would make each lookup cost more the more items the window holds. Candidates are still
 # compared in full, common words included, by ``same_story``.
 COMMON_AFTER = 200
+
+# The lookups run for every new item: built once, with expanding IN parameters, so a call binds
+# its values instead of building and coercing a statement of fifty literals each time.
+_TERMS = StoryTermRow.__table__.c  # type: ignore[attr-defined]
+_COUNTS = StoryTermCountRow.__table__.c  # type: ignore[attr-defined]
+_ITEMS = StoryItemRow.__table__.c  # type: ignore[attr-defined]
+_SHARED = func.count().label("shared")
+_TERM_HITS = (
+    select(_TERMS.item_id, _SHARED)
+    .where(_TERMS.term.in_(bindparam("terms", expanding=True)), _TERMS.seen_at >= bindparam("since"))
+    .group_by(_TERMS.item_id)
+    .order_by(_SHARED.desc(), _TERMS.item_id)
+    .limit(MAX_CANDIDATES)
+)
+_COMMON_TERMS = (
+    select(_COUNTS.term)
+    .where(_COUNTS.term.in_(bindparam("terms", expanding=True)), _COUNTS.day >= bindparam("day"))
+    .group_by(_COUNTS.term)
+    .having(func.sum(_COUNTS.n) > COMMON_AFTER)
+)
+_CANDIDATES = select(_ITEMS.item_id, _ITEMS.story_id, _ITEMS.words, _ITEMS.parties).where(
+    _ITEMS.item_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def assign_stories(
@@ -135,14 +158,7 @@ def _common(c: Connection, words: frozenset[str], since: datetime) -> frozenset[
     """The item's words indexed by more than COMMON_AFTER items of the window (by day counts)."""
     if not words:
         return frozenset()
-    total = func.sum(col(StoryTermCountRow.n))
-    rows = c.execute(
-        select(col(StoryTermCountRow.term))
-        .where(col(StoryTermCountRow.term).in_(sorted({w[:64] for w in words})))
-        .where(col(StoryTermCountRow.day) >= _day(since))
-        .group_by(col(StoryTermCountRow.term))
-        .having(total > COMMON_AFTER)
-    ).scalars()
+    rows = c.execute(_COMMON_TERMS, {"terms": sorted({w[:64] for w in words}), "day": _day(since)}).scalars()
     found = set(rows)
     return frozenset(w for w in words if w[:64] in found)
 
@@ -153,27 +169,13 @@ def _by_terms(
     """The story of the recent item sharing most ``lookup`` words that ``same_story`` accepts."""
     if not lookup:
         return None
-    shared = func.count().label("shared")
-    rows = c.execute(
-        select(col(StoryTermRow.item_id), shared)
-        .where(col(StoryTermRow.term).in_(sorted(w[:64] for w in lookup)), col(StoryTermRow.seen_at) >= since)
-        .group_by(col(StoryTermRow.item_id))
-        .order_by(shared.desc(), col(StoryTermRow.item_id))
-        .limit(MAX_CANDIDATES)
-    ).all()
+    rows = c.execute(_TERM_HITS, {"terms": sorted({w[:64] for w in lookup}), "since": since}).all()
     ids = [item_id for item_id, count in rows if count >= 2]
     if not ids:
         return None
     candidates = {
         int(item_id): (int(story_id), other_words, other_parties)
-        for item_id, story_id, other_words, other_parties in c.execute(
-            select(
-                col(StoryItemRow.item_id),
-                col(StoryItemRow.story_id),
-                col(StoryItemRow.words),
-                col(StoryItemRow.parties),
-            ).where(col(StoryItemRow.item_id).in_(ids))
-        ).all()
+        for item_id, story_id, other_words, other_parties in c.execute(_CANDIDATES, {"ids": ids}).all()
     }
     for item_id in ids:  # most shared words first
         other = candidates.get(int(item_id))
