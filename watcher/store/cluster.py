@@ -48,6 +48,26 @@ _COMMON_TERMS = (
     .group_by(_COUNTS.term)
     .having(func.sum(_COUNTS.n) > COMMON_AFTER)
 )
+_STORIES = StoryRow.__table__.c  # type: ignore[attr-defined]
+_LINKED = (
+    select(_ITEMS.story_id)
+    .join(ItemRow.__table__, ItemRow.__table__.c.id == _ITEMS.item_id)  # type: ignore[attr-defined]
+    .where(ItemRow.__table__.c.link == bindparam("link"), _ITEMS.added_at >= bindparam("since"))  # type: ignore[attr-defined]
+    .order_by(_ITEMS.added_at)
+    .limit(1)
+)
+_IS_OFFICIAL = select(_STORIES.is_official).where(_STORIES.id == bindparam("story"))
+_TOUCH = (
+    update(StoryRow)
+    .where(_STORIES.id == bindparam("story"))
+    .values(last_seen_at=bindparam("now"), is_official=bindparam("official"))
+)
+_SOURCES = (
+    select(_ITEMS.feed_id, func.min(_ITEMS.added_at))
+    .where(_ITEMS.story_id == bindparam("story"))
+    .group_by(_ITEMS.feed_id)
+    .order_by(func.min(_ITEMS.added_at))
+)
 _CANDIDATES = select(_ITEMS.item_id, _ITEMS.story_id, _ITEMS.words, _ITEMS.parties).where(
     _ITEMS.item_id.in_(bindparam("ids", expanding=True))
 )
@@ -71,68 +91,49 @@ def assign_stories(
         # volume of one window, never the size of history.
         c.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))
         c.execute(delete(StoryTermCountRow).where(col(StoryTermCountRow.day) < _day(since)))
+    # Statements of the dialect's insert, built once per call: each item only binds values.
+    new_story = insert(StoryRow).returning(_STORIES.id)
+    add_item = insert(StoryItemRow).on_conflict_do_nothing(index_elements=["item_id"])
+    add_terms = insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"])
+    counted = insert(StoryTermCountRow)
+    count_terms = counted.on_conflict_do_update(
+        index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
+    )
     for item, item_id in sorted(items, key=lambda p: p[0].item_key):
         words, parties = item_features(item)
         official = is_official(item.link, official_domains)
         story_id = _by_link(c, item, since) or _by_terms(c, words - _common(c, words, since), words, parties, since)
         became_official = False
         if story_id is None:
-            story_id = int(
-                c.execute(
-                    insert(StoryRow)
-                    .values(title=item.title, created_at=now, last_seen_at=now, is_official=official)
-                    .returning(col(StoryRow.id))
-                ).scalar_one()
-            )
-            is_new = True
+            values = {"title": item.title, "created_at": now, "last_seen_at": now, "is_official": official}
+            story_id, is_new = int(c.execute(new_story, values).scalar_one()), True
         else:
-            was_official = bool(
-                c.execute(select(col(StoryRow.is_official)).where(col(StoryRow.id) == story_id)).scalar()
-            )
+            was_official = bool(c.execute(_IS_OFFICIAL, {"story": story_id}).scalar())
             became_official = official and not was_official
-            c.execute(
-                update(StoryRow)
-                .where(col(StoryRow.id) == story_id)
-                .values(last_seen_at=now, is_official=was_official or official)
-            )
+            c.execute(_TOUCH, {"story": story_id, "now": now, "official": was_official or official})
             is_new = False
         c.execute(
-            insert(StoryItemRow)
-            .values(
-                item_id=item_id,
-                story_id=story_id,
-                feed_id=item.feed_id,
-                is_official=official,
-                words=sorted(words),
-                parties=sorted(parties),
-                added_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["item_id"])
+            add_item,
+            {
+                "item_id": item_id,
+                "story_id": story_id,
+                "feed_id": item.feed_id,
+                "is_official": official,
+                "words": sorted(words),
+                "parties": sorted(parties),
+                "added_at": now,
+            },
         )
         terms = sorted(words, key=len, reverse=True)[:MAX_TERMS]
         if terms:
             # Parameters as a list (executemany): one cached statement, not one compiled per item.
-            c.execute(
-                insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"]),
-                [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)],
-            )
-            counted = insert(StoryTermCountRow)
-            c.execute(
-                counted.on_conflict_do_update(
-                    index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
-                ),
-                [{"term": t, "day": _day(now), "n": 1} for t in sorted({t[:64] for t in terms})],
-            )
+            rows = [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)]
+            c.execute(add_terms, rows)
+            c.execute(count_terms, [{"term": t, "day": _day(now), "n": 1} for t in sorted({t[:64] for t in terms})])
         if is_new:
             sources: tuple[str, ...] = (item.feed_id,)
         else:
-            rows = c.execute(
-                select(col(StoryItemRow.feed_id), func.min(col(StoryItemRow.added_at)))
-                .where(col(StoryItemRow.story_id) == story_id)
-                .group_by(col(StoryItemRow.feed_id))
-                .order_by(func.min(col(StoryItemRow.added_at)))
-            ).all()
-            sources = tuple(f for f, _ in rows)
+            sources = tuple(f for f, _ in c.execute(_SOURCES, {"story": story_id}).all())
         out[item.item_key] = StoryView(story_id, is_new, sources, official or became_official, became_official)
     return out
 
@@ -140,13 +141,7 @@ def assign_stories(
 def _by_link(c: Connection, item: Item, since: datetime) -> int | None:
     if not item.link:
         return None
-    found = c.execute(
-        select(col(StoryItemRow.story_id))
-        .join(ItemRow, col(ItemRow.id) == col(StoryItemRow.item_id))
-        .where(col(ItemRow.link) == item.link, col(StoryItemRow.added_at) >= since)
-        .order_by(col(StoryItemRow.added_at))
-        .limit(1)
-    ).scalar_one_or_none()
+    found = c.execute(_LINKED, {"link": item.link, "since": since}).scalar_one_or_none()
     return int(found) if found is not None else None
 
 
