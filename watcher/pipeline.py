@@ -444,8 +444,12 @@ def _with_pages(
     polled = {o.feed_id for o in outcomes}
     for feed_id, p in sorted(pages.items()):
         if feed_id not in polled:
-            merged.append(PollOutcome(feed_id, "pages", matches=p.matches, deliveries=p.deliveries, pages_read=p.read))
-            merged[-1] = replace(merged[-1], pages_waiting=waiting.get(feed_id, 0))
+            waits = waiting.get(feed_id, 0)
+            merged.append(
+                PollOutcome(
+                    feed_id, "pages", matches=p.matches, deliveries=p.deliveries, pages_read=p.read, pages_waiting=waits
+                )
+            )
     return merged
 
 

@@ -62,8 +62,6 @@ class PageQueueQueries:
         feed_id: str,
         pages: Mapping[str, str],  # item key -> page URL
         rows: Mapping[str, tuple[int, int, bool]],  # item key -> (item id, revision, is an update)
-        failed: Mapping[str, str],  # item key -> why this poll's fetch failed
-        retry_at: datetime,
     ) -> int:
         """Queue the pages of items this transaction created or changed (others: a replica's)."""
         queued = 0
@@ -71,16 +69,15 @@ class PageQueueQueries:
             if key not in rows:
                 continue
             item_id, revision, is_update = rows[key]
-            error = failed.get(key)
             values = {
                 "feed_id": feed_id,
                 "url": pages[key],
                 "revision": revision,
                 "is_update": is_update,
                 "status": WAITING,
-                "attempts": 1 if error else 0,
-                "next_attempt_at": retry_at if error else now,
-                "last_error": error,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": None,
                 "queued_at": now,
                 "done_at": None,
             }

@@ -320,16 +320,13 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
         story_window: timedelta = timedelta(days=7),
         official_domains: Sequence[str] = OFFICIAL_DOMAINS,
         pages: Mapping[str, str] = {},
-        page_errors: Mapping[str, str] = {},
-        page_retry_at: datetime | None = None,
     ) -> SaveResult:
         """Record one successful poll in one transaction: new and edited items, every match with
         its decision, and outbox rows for what alerted.
 
         Only items that this transaction really created or changed get matches recorded; a
         replica that raced us to the same items records nothing twice. ``pages`` (item key ->
-        URL) are items left unmatched until their page is read: they join the page queue, those
-        in ``page_errors`` with one failed fetch counted and their next try at ``page_retry_at``.
+        URL) are items left unmatched until their page is read: they join the page queue.
         """
         with self._session() as s:
             s.execute(
@@ -345,11 +342,7 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
                 s, self._insert, now, story_window, [(by_key[k], id_) for k, id_ in new_ids.items()], official_domains
             )
             recorded = record_matches(s, self._insert, now, planned, by_key, rows, stories)
-            queued = (
-                self._queue_in(s, self._insert, now, feed_id, pages, rows, page_errors, page_retry_at or now)
-                if pages
-                else 0
-            )
+            queued = self._queue_in(s, self._insert, now, feed_id, pages, rows)
             return SaveResult(
                 len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted, queued
             )
