@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Digest
+from watcher.store.claims import claim_row
 from watcher.store.outbox_queries import channel_recovered
 from watcher.store.schema import DeliveryRow, DigestRow
 
@@ -123,14 +124,7 @@ class DigestQueries:
             )
             digests = []
             for digest_id in due:
-                won = s.execute(
-                    update(DigestRow)
-                    .where(col(DigestRow.id) == digest_id, col(DigestRow.status) == PENDING)
-                    .where(col(DigestRow.next_attempt_at) <= now)
-                    .values(next_attempt_at=now + lease)
-                    .returning(col(DigestRow.id))
-                ).scalar_one_or_none()
-                if won is not None:
+                if claim_row(s, DigestRow, "id", digest_id, PENDING, now, lease):
                     digests.append(self._digest(s, digest_id))
             return digests
 

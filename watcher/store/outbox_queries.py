@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Alert, DeliveryStatus, Severity
+from watcher.store.claims import claim_row, rowcount
 from watcher.store.schema import ChannelHealthRow, DeliveryRow, DigestRow, FeedRow, ItemRow, MatchRow, StoryItemRow
 
 
@@ -287,7 +288,7 @@ class ChannelHealthQueries:
                 .where(col(ChannelHealthRow.failing_since).is_not(None))
                 .values(fallback_sent_at=now)
             )
-            return bool(_rowcount(result))
+            return bool(rowcount(result))
 
     def pause_channel(self, channel: str, until: datetime) -> None:
         """No send to ``channel`` before ``until``; a later pause already set is kept."""
@@ -344,11 +345,7 @@ def channel_recovered(s: Session, channel: str) -> bool:
         .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
         .values(failing_since=None, fallback_sent_at=None, last_error=None, failures=0, paused_until=None)
     )
-    return bool(_rowcount(result))
-
-
-def _rowcount(result: Any) -> int:
-    return int(result.rowcount)
+    return bool(rowcount(result))
 
 
 def _ids(delivery_id: int | Sequence[int]) -> list[int]:
@@ -357,14 +354,7 @@ def _ids(delivery_id: int | Sequence[int]) -> list[int]:
 
 def _claim(s: Session, delivery_id: int, now: datetime, lease: timedelta) -> bool:
     """Take one due pending row for ``lease``; False if another sender took it first."""
-    result = s.execute(
-        update(DeliveryRow)
-        .where(col(DeliveryRow.id) == delivery_id)
-        .where(col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
-        .where(col(DeliveryRow.next_attempt_at) <= now)
-        .values(next_attempt_at=now + lease)
-    )
-    return _rowcount(result) == 1
+    return claim_row(s, DeliveryRow, "id", delivery_id, DeliveryStatus.PENDING.value, now, lease)
 
 
 def _siblings(s: Session, claimed: Sequence[int], now: datetime, exclude: Collection[int]) -> list[int]:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Item
+from watcher.store.claims import claim_row, rowcount
 from watcher.store.decide import PlannedMatch, Recorded, record_matches
 from watcher.store.schema import ItemRow, PageQueueRow, StoryItemRow, StoryRow
 from watcher.stories import StoryView
@@ -111,16 +112,7 @@ class PageQueueQueries:
                     continue
                 taken[host] = taken.get(host, 0) + 1
                 picked.append(int(item_id))
-            claimed: list[int] = []
-            for item_id in picked:
-                result = s.execute(
-                    update(PageQueueRow)
-                    .where(col(PageQueueRow.item_id) == item_id, col(PageQueueRow.status) == WAITING)
-                    .where(col(PageQueueRow.next_attempt_at) <= now)
-                    .values(next_attempt_at=now + lease)
-                )
-                if int(result.rowcount) == 1:  # type: ignore[attr-defined]
-                    claimed.append(item_id)
+            claimed = [i for i in picked if claim_row(s, PageQueueRow, "item_id", i, WAITING, now, lease)]
             if not claimed:
                 return []
             rows = s.execute(
@@ -165,7 +157,7 @@ class PageQueueQueries:
                     attempts=col(PageQueueRow.attempts) + (1 if error else 0),
                 )
             )
-            if int(done.rowcount) != 1:  # type: ignore[attr-defined]
+            if rowcount(done) != 1:
                 return Recorded()  # another replica finished it, or the item changed again since
             if article:
                 s.execute(update(ItemRow).where(col(ItemRow.id) == page.item_id).values(article=article))

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Silence
+from watcher.store.claims import rowcount
 from watcher.store.schema import DeliveryRow, ItemRow, MatchRow, PageQueueRow, SilenceRow, StoryItemRow
 
 
@@ -88,7 +89,7 @@ class SilenceQueries:
                 .where(col(SilenceRow.id) == silence_id, col(SilenceRow.ends_at) > now)
                 .values(ends_at=now)
             )
-            return bool(result.rowcount)
+            return bool(rowcount(result))
 
     def explain(self, needle: str) -> list[ItemTrail]:
         """Items whose id, key or link is ``needle`` (or whose title contains it), with every match."""

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 
 from watcher.errors import StoreError
 from watcher.model import Item
+from watcher.store.claims import rowcount
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.digest_queries import DigestQueries
@@ -246,7 +247,7 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
                 result = s.execute(
                     update(FeedRow).where(col(FeedRow.id) == feed_id).where(same).values(next_check_at=until)
                 )
-                if _rowcount(result) == 1:
+                if rowcount(result) == 1:
                     claimed.append(feed_id)
             rows = s.execute(select(FeedRow).where(col(FeedRow.id).in_(claimed))).scalars().all()
             by_id = {r.id: _feed_state(r) for r in rows}
@@ -422,7 +423,7 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
                 .where(or_(col(ItemRow.summary) != "", col(ItemRow.content) != "", col(ItemRow.article) != ""))
                 .values(summary="", content="", article="")
             )
-            return _rowcount(result)
+            return rowcount(result)
 
     # -- articles ----------------------------------------------------------------------------
 
@@ -508,11 +509,6 @@ def _success(now: datetime, next_check_at: datetime) -> dict[str, Any]:
         "error_count": 0,
         "last_error": None,
     }
-
-
-def _rowcount(result: Any) -> int:
-    """Rows an UPDATE touched (a CursorResult attribute the generic Result type does not show)."""
-    return int(result.rowcount)
 
 
 def _feed_state(row: FeedRow) -> FeedState:
