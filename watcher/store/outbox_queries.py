@@ -383,9 +383,10 @@ def _siblings(s: Session, claimed: Sequence[int], now: datetime, exclude: Collec
         .where(col(DeliveryRow.id).not_in([*claimed, *exclude]))
         .order_by(col(DeliveryRow.id))
     )
-    wanted = {(c, ("story", st) if st is not None else ("item", i)) for c, st, i in mine}
-    return [
-        int(d)
-        for d, c, st, i in s.execute(stmt).all()
-        if (c, ("story", st) if st is not None else ("item", i)) in wanted
-    ]
+
+    def group(channel: str, story_id: int | None, item_id: int) -> tuple[str, str, int]:
+        # The grouping notify.merge uses: the story, or the item when it has none.
+        return (channel, "story", story_id) if story_id is not None else (channel, "item", item_id)
+
+    wanted = {group(*row) for row in mine}
+    return [int(d) for d, *row in s.execute(stmt).all() if group(*row) in wanted]
