@@ -2,14 +2,16 @@
 
 A story is found by exact link first, then through the term index: the items of the last
 ``window`` that share distinctive words with the new one, best first, checked with
-``stories.same_story``. Cost per item: a few index lookups bounded by the window's volume,
-whatever the size of history. Two replicas clustering the same event at the same instant may
-open two stories for it; the next item joins one of them.
+``stories.same_story``. A poll's new items are placed together: a fixed number of statements
+per poll, whatever its size, each bounded by the window's volume, whatever the size of history.
+Two replicas clustering the same event at the same instant may open two stories for it; the
+next item joins one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,45 +30,42 @@ MAX_CANDIDATES = 30  # recent items compared in full per new item
 # postings would make each lookup cost more the more items the window holds. Candidates are still
 # compared in full, common words included, by ``same_story``.
 COMMON_AFTER = 200
+# Of the words the window index holds, only an item's rarest are looked up: a shared rare word
+# (a name, a case number, a term of art) is what points at the same story, and the postings of
+# words most items share would make a lookup cost grow with the window's volume.
+LOOKUP_TERMS = 16
 
-# The lookups run for every new item: built once, with expanding IN parameters, so a call binds
-# its values instead of building and coercing a statement of fifty literals each time.
+# Statements built once, with expanding IN parameters: a call binds values, never builds SQL.
 _TERMS = StoryTermRow.__table__.c  # type: ignore[attr-defined]
 _COUNTS = StoryTermCountRow.__table__.c  # type: ignore[attr-defined]
 _ITEMS = StoryItemRow.__table__.c  # type: ignore[attr-defined]
-_SHARED = func.count().label("shared")
-_TERM_HITS = (
-    select(_TERMS.item_id, _SHARED)
-    .where(_TERMS.term.in_(bindparam("terms", expanding=True)), _TERMS.seen_at >= bindparam("since"))
-    .group_by(_TERMS.item_id)
-    .order_by(_SHARED.desc(), _TERMS.item_id)
-    .limit(MAX_CANDIDATES)
+_STORIES = StoryRow.__table__.c  # type: ignore[attr-defined]
+_ITEM_ROWS = ItemRow.__table__.c  # type: ignore[attr-defined]
+_POSTINGS = select(_TERMS.term, _TERMS.item_id).where(
+    _TERMS.term.in_(bindparam("terms", expanding=True)), _TERMS.seen_at >= bindparam("since")
 )
-_COMMON_TERMS = (
-    select(_COUNTS.term)
+_COUNTS_OF = (
+    select(_COUNTS.term, func.sum(_COUNTS.n))
     .where(_COUNTS.term.in_(bindparam("terms", expanding=True)), _COUNTS.day >= bindparam("day"))
     .group_by(_COUNTS.term)
-    .having(func.sum(_COUNTS.n) > COMMON_AFTER)
 )
-_STORIES = StoryRow.__table__.c  # type: ignore[attr-defined]
-_LINKED = (
-    select(_ITEMS.story_id)
-    .join(ItemRow.__table__, ItemRow.__table__.c.id == _ITEMS.item_id)  # type: ignore[attr-defined]
-    .where(ItemRow.__table__.c.link == bindparam("link"), _ITEMS.added_at >= bindparam("since"))  # type: ignore[attr-defined]
-    .order_by(_ITEMS.added_at)
-    .limit(1)
+_LINKS = (
+    select(_ITEM_ROWS.link, _ITEMS.story_id)
+    .join(ItemRow.__table__, _ITEM_ROWS.id == _ITEMS.item_id)  # type: ignore[attr-defined]
+    .where(_ITEM_ROWS.link.in_(bindparam("links", expanding=True)), _ITEMS.added_at >= bindparam("since"))
+    .order_by(_ITEMS.added_at, _ITEMS.item_id)
 )
-_IS_OFFICIAL = select(_STORIES.is_official).where(_STORIES.id == bindparam("story"))
+_OFFICIAL_OF = select(_STORIES.id, _STORIES.is_official).where(_STORIES.id.in_(bindparam("ids", expanding=True)))
 _TOUCH = (
     update(StoryRow)
     .where(_STORIES.id == bindparam("story"))
     .values(last_seen_at=bindparam("now"), is_official=bindparam("official"))
 )
 _SOURCES = (
-    select(_ITEMS.feed_id, func.min(_ITEMS.added_at))
-    .where(_ITEMS.story_id == bindparam("story"))
-    .group_by(_ITEMS.feed_id)
-    .order_by(func.min(_ITEMS.added_at))
+    select(_ITEMS.story_id, _ITEMS.feed_id, func.min(_ITEMS.added_at))
+    .where(_ITEMS.story_id.in_(bindparam("ids", expanding=True)))
+    .group_by(_ITEMS.story_id, _ITEMS.feed_id)
+    .order_by(_ITEMS.story_id, func.min(_ITEMS.added_at), _ITEMS.feed_id)
 )
 _CANDIDATES = select(_ITEMS.item_id, _ITEMS.story_id, _ITEMS.words, _ITEMS.parties).where(
     _ITEMS.item_id.in_(bindparam("ids", expanding=True))
@@ -81,99 +80,221 @@ def assign_stories(
     items: Sequence[tuple[Item, int]],
     official_domains: Sequence[str],
 ) -> dict[str, StoryView]:
-    out: dict[str, StoryView] = {}
+    """Stories for one poll's new items, in a fixed number of statements per call.
+
+    Everything the decisions need is read up front (links, common words, postings, candidates,
+    touched stories), each item is placed in memory in key order (an item may join a story an
+    earlier item of the same batch opened), and the rows are written with one executemany per
+    table. The result is what placing the items one by one against the database would give.
+    """
+    if not items:
+        return {}
     since = now - window
     # Core statements on the session's connection, in its transaction: the ORM's per-statement
-    # bookkeeping was most of this stage's cost, several statements per new item.
+    # bookkeeping would cost more than the work.
     c = s.connection()
-    if items:
-        # The index only ever needs the window: older terms go, so its size follows the feed
-        # volume of one window, never the size of history.
-        c.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))
-        c.execute(delete(StoryTermCountRow).where(col(StoryTermCountRow.day) < _day(since)))
-    # Statements of the dialect's insert, built once per call: each item only binds values.
-    new_story = insert(StoryRow).returning(_STORIES.id)
-    add_item = insert(StoryItemRow).on_conflict_do_nothing(index_elements=["item_id"])
-    add_terms = insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"])
-    counted = insert(StoryTermCountRow)
-    count_terms = counted.on_conflict_do_update(
-        index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
-    )
+    # The index only ever needs the window: older terms go, so its size follows the feed volume
+    # of one window, never the size of history.
+    c.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))
+    c.execute(delete(StoryTermCountRow).where(col(StoryTermCountRow.day) < _day(since)))
+
+    batch = _Batch(official_domains)
     for item, item_id in sorted(items, key=lambda p: p[0].item_key):
+        batch.add(item, item_id)
+    batch.read(c, since)
+    for pending in batch.pending:
+        batch.place(pending)
+    return batch.write(c, insert, now)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One new item on its way into a story; ``story`` is a real id, or a negative key for a
+    story this batch opens."""
+
+    item: Item
+    item_id: int
+    words: frozenset[str]
+    parties: frozenset[str]
+    official: bool
+    terms: tuple[str, ...]
+    lookup: tuple[str, ...] = ()
+    story: int = 0
+    is_new: bool = False
+
+
+class _Batch:
+    """The state of one call: what the database said, and what the batch has placed so far."""
+
+    def __init__(self, official_domains: Sequence[str]) -> None:
+        self.official_domains = official_domains
+        self.pending: list[_Pending] = []
+        self.opened: list[_Pending] = []  # the items that open a story, by -key - 1
+        # From the database: earliest story of a link, window counts and postings of terms,
+        # and the candidates' (story, words, parties).
+        self.db_links: dict[str, int] = {}
+        self.db_counts: dict[str, int] = {}
+        self.db_postings: dict[str, list[int]] = {}
+        self.known: dict[int, tuple[int, frozenset[str], frozenset[str]]] = {}
+        # Placed by this batch: the same, for the items already placed.
+        self.links: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.postings: dict[str, list[int]] = {}
+        self._c: Connection | None = None
+
+    def add(self, item: Item, item_id: int) -> None:
         words, parties = item_features(item)
-        official = is_official(item.link, official_domains)
-        story_id = _by_link(c, item, since) or _by_terms(c, words - _common(c, words, since), words, parties, since)
-        became_official = False
-        if story_id is None:
-            values = {"title": item.title, "created_at": now, "last_seen_at": now, "is_official": official}
-            story_id, is_new = int(c.execute(new_story, values).scalar_one()), True
-        else:
-            was_official = bool(c.execute(_IS_OFFICIAL, {"story": story_id}).scalar())
-            became_official = official and not was_official
-            c.execute(_TOUCH, {"story": story_id, "now": now, "official": was_official or official})
-            is_new = False
-        c.execute(
-            add_item,
-            {
-                "item_id": item_id,
-                "story_id": story_id,
-                "feed_id": item.feed_id,
-                "is_official": official,
-                "words": sorted(words),
-                "parties": sorted(parties),
-                "added_at": now,
-            },
-        )
-        terms = sorted(words, key=len, reverse=True)[:MAX_TERMS]
-        if terms:
-            # Parameters as a list (executemany): one cached statement, not one compiled per item.
-            rows = [{"term": t[:64], "item_id": item_id, "story_id": story_id, "seen_at": now} for t in sorted(terms)]
-            c.execute(add_terms, rows)
-            c.execute(count_terms, [{"term": t, "day": _day(now), "n": 1} for t in sorted({t[:64] for t in terms})])
-        if is_new:
-            sources: tuple[str, ...] = (item.feed_id,)
-        else:
-            sources = tuple(f for f, _ in c.execute(_SOURCES, {"story": story_id}).all())
-        out[item.item_key] = StoryView(story_id, is_new, sources, official or became_official, became_official)
-    return out
+        terms = tuple(sorted({t[:64] for t in sorted(words, key=len, reverse=True)[:MAX_TERMS]}))
+        official = is_official(item.link, self.official_domains)
+        self.pending.append(_Pending(item, item_id, words, parties, official, terms))
 
+    def read(self, c: Connection, since: datetime) -> None:
+        """Everything the placements need, in a handful of statements for the whole batch."""
+        self._c = c
+        links = sorted({p.item.link for p in self.pending if p.item.link})
+        for chunk in _chunks(links):
+            for link, story_id in c.execute(_LINKS, {"links": chunk, "since": since}).all():
+                self.db_links.setdefault(link, int(story_id))
+        words = sorted({w[:64] for p in self.pending for w in p.words})
+        for chunk in _chunks(words):
+            rows = c.execute(_COUNTS_OF, {"terms": chunk, "day": _day(since)}).all()
+            self.db_counts.update({term: int(n) for term, n in rows})
+        for p in self.pending:
+            p.lookup = self._rarest(p)
+        rare = sorted({t for p in self.pending for t in p.lookup})
+        for chunk in _chunks(rare):
+            for term, item_id in c.execute(_POSTINGS, {"terms": chunk, "since": since}).all():
+                self.db_postings.setdefault(term, []).append(int(item_id))
+        # The candidates each item would compare against the database alone; placements that
+        # need others (a word turned common within the batch) read those one by one.
+        wanted = {i for p in self.pending for i in self._ranked(p, with_batch=False)}
+        self._read_known(wanted)
 
-def _by_link(c: Connection, item: Item, since: datetime) -> int | None:
-    if not item.link:
+    def _read_known(self, ids: Iterable[int]) -> None:
+        assert self._c is not None
+        missing = sorted(set(ids) - self.known.keys())
+        for chunk in _chunks(missing):
+            for item_id, story_id, words, parties in self._c.execute(_CANDIDATES, {"ids": chunk}).all():
+                self.known[int(item_id)] = (int(story_id), frozenset(words), frozenset(parties))
+
+    def _rarest(self, p: _Pending) -> tuple[str, ...]:
+        """The item's LOOKUP_TERMS rarest words among those the window's index holds."""
+        held = ((self.db_counts.get(t, 0), t) for t in {w[:64] for w in p.words})
+        return tuple(t for _n, t in sorted((n, t) for n, t in held if 0 < n <= COMMON_AFTER)[:LOOKUP_TERMS])
+
+    def _ranked(self, p: _Pending, *, with_batch: bool) -> list[int]:
+        """Recent items sharing at least two looked-up words, most shared first (ties: oldest).
+
+        Against the database, the item's rarest indexed words; against the items this batch has
+        placed, every word of the item that is not common (they are in memory: no cost to ask).
+        """
+        shared: dict[int, int] = {}
+        counts, batch_counts = self.db_counts, self.counts
+        for term in p.lookup:
+            if counts.get(term, 0) + batch_counts.get(term, 0) <= COMMON_AFTER:
+                for item_id in self.db_postings.get(term, ()):
+                    shared[item_id] = shared.get(item_id, 0) + 1
+        if with_batch:
+            for term in {w[:64] for w in p.words}:
+                posted = self.postings.get(term)
+                if posted and counts.get(term, 0) + batch_counts.get(term, 0) <= COMMON_AFTER:
+                    for item_id in posted:
+                        shared[item_id] = shared.get(item_id, 0) + 1
+        ranked = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]
+        return [item_id for item_id, n in ranked if n >= 2]
+
+    def place(self, p: _Pending) -> None:
+        link = p.item.link
+        story = (self.db_links.get(link) or self.links.get(link)) if link else None
+        if story is None:
+            story = self._by_terms(p)
+        if story is None:
+            self.opened.append(p)
+            story, p.is_new = -len(self.opened), True
+        p.story = story
+        if link:
+            self.links.setdefault(link, story)
+        for term in p.terms:
+            self.postings.setdefault(term, []).append(p.item_id)
+            self.counts[term] = self.counts.get(term, 0) + 1
+        self.known[p.item_id] = (story, p.words, p.parties)
+
+    def _by_terms(self, p: _Pending) -> int | None:
+        ids = self._ranked(p, with_batch=True)
+        self._read_known(ids)
+        for item_id in ids:
+            other = self.known.get(item_id)
+            if other and same_story(p.words, p.parties, other[1], other[2]):
+                return other[0]
         return None
-    found = c.execute(_LINKED, {"link": item.link, "since": since}).scalar_one_or_none()
-    return int(found) if found is not None else None
+
+    def write(self, c: Connection, insert: Callable[[Any], Any], now: datetime) -> dict[str, StoryView]:
+        """The rows of the whole batch, one executemany per table, in key order (concurrent
+        writers on PostgreSQL lock rows in the same order and cannot deadlock)."""
+        official = {-i - 1: False for i in range(len(self.opened))}
+        for p in self.pending:
+            if p.story < 0:
+                official[p.story] = official[p.story] or p.official
+        opened = [
+            {"title": p.item.title, "created_at": now, "last_seen_at": now, "is_official": official[-i - 1]}
+            for i, p in enumerate(self.opened)
+        ]
+        ids: dict[int, int] = {}
+        if opened:
+            stmt = insert(StoryRow).returning(_STORIES.id, sort_by_parameter_order=True)
+            new_ids = [int(i) for i in c.execute(stmt, opened).scalars().all()]
+            ids = {-i - 1: story_id for i, story_id in enumerate(new_ids)}
+        touched = sorted({p.story for p in self.pending if p.story > 0})
+        was_official: dict[int, bool] = {}
+        sources: dict[int, list[str]] = {}
+        for chunk in _chunks(touched):
+            was_official.update({int(i): bool(o) for i, o in c.execute(_OFFICIAL_OF, {"ids": chunk}).all()})
+            for story_id, feed_id, _first in c.execute(_SOURCES, {"ids": chunk}).all():
+                sources.setdefault(int(story_id), []).append(feed_id)
+        official.update(was_official)
+
+        out: dict[str, StoryView] = {}
+        for p in self.pending:
+            became = p.official and not p.is_new and not official[p.story]
+            official[p.story] = official[p.story] or p.official
+            feeds = sources.setdefault(p.story, [])
+            if p.item.feed_id not in feeds:
+                feeds.append(p.item.feed_id)
+            story_id = ids.get(p.story, p.story)
+            out[p.item.item_key] = StoryView(story_id, p.is_new, tuple(feeds), p.official, became)
+
+        if touched:
+            c.execute(_TOUCH, [{"story": i, "now": now, "official": official[i]} for i in touched])
+        rows = [
+            {
+                "item_id": p.item_id,
+                "story_id": ids.get(p.story, p.story),
+                "feed_id": p.item.feed_id,
+                "is_official": p.official,
+                "words": sorted(p.words),
+                "parties": sorted(p.parties),
+                "added_at": now,
+            }
+            for p in sorted(self.pending, key=lambda p: p.item_id)
+        ]
+        c.execute(insert(StoryItemRow).on_conflict_do_nothing(index_elements=["item_id"]), rows)
+        postings = sorted((t, p.item_id, ids.get(p.story, p.story)) for p in self.pending for t in p.terms)
+        if postings:
+            # Parameters as a list (executemany): one cached statement for every row.
+            add_terms = insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"])
+            c.execute(add_terms, [{"term": t, "item_id": i, "story_id": s, "seen_at": now} for t, i, s in postings])
+            counted = insert(StoryTermCountRow)
+            count_terms = counted.on_conflict_do_update(
+                index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
+            )
+            c.execute(count_terms, [{"term": t, "day": _day(now), "n": n} for t, n in sorted(self.counts.items())])
+        return out
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(values), size):
+        yield list(values[i : i + size])
 
 
 def _day(at: datetime) -> int:
     return int(at.timestamp() // 86400)
-
-
-def _common(c: Connection, words: frozenset[str], since: datetime) -> frozenset[str]:
-    """The item's words indexed by more than COMMON_AFTER items of the window (by day counts)."""
-    if not words:
-        return frozenset()
-    rows = c.execute(_COMMON_TERMS, {"terms": sorted({w[:64] for w in words}), "day": _day(since)}).scalars()
-    found = set(rows)
-    return frozenset(w for w in words if w[:64] in found)
-
-
-def _by_terms(
-    c: Connection, lookup: frozenset[str], words: frozenset[str], parties: frozenset[str], since: datetime
-) -> int | None:
-    """The story of the recent item sharing most ``lookup`` words that ``same_story`` accepts."""
-    if not lookup:
-        return None
-    rows = c.execute(_TERM_HITS, {"terms": sorted({w[:64] for w in lookup}), "since": since}).all()
-    ids = [item_id for item_id, count in rows if count >= 2]
-    if not ids:
-        return None
-    candidates = {
-        int(item_id): (int(story_id), other_words, other_parties)
-        for item_id, story_id, other_words, other_parties in c.execute(_CANDIDATES, {"ids": ids}).all()
-    }
-    for item_id in ids:  # most shared words first
-        other = candidates.get(int(item_id))
-        if other and same_story(words, parties, frozenset(other[1]), frozenset(other[2])):
-            return other[0]
-    return None
