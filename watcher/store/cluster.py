@@ -23,8 +23,11 @@ from watcher.model import Item
 from watcher.store.schema import ItemRow, StoryItemRow, StoryRow, StoryTermCountRow, StoryTermRow
 from watcher.stories import StoryView, is_official, item_features, same_story
 
-MAX_TERMS = 48  # distinctive words indexed per item
-MAX_CANDIDATES = 30  # recent items compared in full per new item
+# Words indexed per item: its rarest in the window (ties: the longest), since a rare word is what
+# a later item of the same story will look up; an item's everyday words would only be postings to
+# write and to read.
+MAX_TERMS = 24
+MAX_CANDIDATES = 10  # recent items compared in full per new item
 # A term indexed by more items than this within the window is not looked up: in a busy window a
 # word that common is no evidence of one story (like "market" or a big tech firm's name), and its
 # postings would make each lookup cost more the more items the window holds. Candidates are still
@@ -33,7 +36,7 @@ COMMON_AFTER = 200
 # Of the words the window index holds, only an item's rarest are looked up: a shared rare word
 # (a name, a case number, a term of art) is what points at the same story, and the postings of
 # words most items share would make a lookup cost grow with the window's volume.
-LOOKUP_TERMS = 16
+LOOKUP_TERMS = 12
 
 # Statements built once, with expanding IN parameters: a call binds values, never builds SQL.
 _TERMS = StoryTermRow.__table__.c  # type: ignore[attr-defined]
@@ -41,14 +44,6 @@ _COUNTS = StoryTermCountRow.__table__.c  # type: ignore[attr-defined]
 _ITEMS = StoryItemRow.__table__.c  # type: ignore[attr-defined]
 _STORIES = StoryRow.__table__.c  # type: ignore[attr-defined]
 _ITEM_ROWS = ItemRow.__table__.c  # type: ignore[attr-defined]
-_POSTINGS = select(_TERMS.term, _TERMS.item_id).where(
-    _TERMS.term.in_(bindparam("terms", expanding=True)), _TERMS.seen_at >= bindparam("since")
-)
-_COUNTS_OF = (
-    select(_COUNTS.term, func.sum(_COUNTS.n))
-    .where(_COUNTS.term.in_(bindparam("terms", expanding=True)), _COUNTS.day >= bindparam("day"))
-    .group_by(_COUNTS.term)
-)
 _LINKS = (
     select(_ITEM_ROWS.link, _ITEMS.story_id)
     .join(ItemRow.__table__, _ITEM_ROWS.id == _ITEMS.item_id)  # type: ignore[attr-defined]
@@ -117,7 +112,7 @@ class _Pending:
     words: frozenset[str]
     parties: frozenset[str]
     official: bool
-    terms: tuple[str, ...]
+    terms: tuple[str, ...] = ()
     lookup: tuple[str, ...] = ()
     story: int = 0
     is_new: bool = False
@@ -144,9 +139,8 @@ class _Batch:
 
     def add(self, item: Item, item_id: int) -> None:
         words, parties = item_features(item)
-        terms = tuple(sorted({t[:64] for t in sorted(words, key=len, reverse=True)[:MAX_TERMS]}))
         official = is_official(item.link, self.official_domains)
-        self.pending.append(_Pending(item, item_id, words, parties, official, terms))
+        self.pending.append(_Pending(item, item_id, words, parties, official))
 
     def read(self, c: Connection, since: datetime) -> None:
         """Everything the placements need, in a handful of statements for the whole batch."""
@@ -156,15 +150,12 @@ class _Batch:
             for link, story_id in c.execute(_LINKS, {"links": chunk, "since": since}).all():
                 self.db_links.setdefault(link, int(story_id))
         words = sorted({w[:64] for p in self.pending for w in p.words})
-        for chunk in _chunks(words):
-            rows = c.execute(_COUNTS_OF, {"terms": chunk, "day": _day(since)}).all()
-            self.db_counts.update({term: int(n) for term, n in rows})
+        self.db_counts.update(_window_counts(c, words, _day(since)))
         for p in self.pending:
             p.lookup = self._rarest(p)
         rare = sorted({t for p in self.pending for t in p.lookup})
-        for chunk in _chunks(rare):
-            for term, item_id in c.execute(_POSTINGS, {"terms": chunk, "since": since}).all():
-                self.db_postings.setdefault(term, []).append(int(item_id))
+        for term, item_id in _postings(c, rare, since):
+            self.db_postings.setdefault(term, []).append(item_id)
         # The candidates each item would compare against the database alone; placements that
         # need others (a word turned common within the batch) read those one by one.
         wanted = {i for p in self.pending for i in self._ranked(p, with_batch=False)}
@@ -214,6 +205,8 @@ class _Batch:
         p.story = story
         if link:
             self.links.setdefault(link, story)
+        seen = {t: self.db_counts.get(t, 0) + self.counts.get(t, 0) for t in {w[:64] for w in p.words}}
+        p.terms = tuple(sorted(sorted(seen, key=lambda t: (seen[t], -len(t), t))[:MAX_TERMS]))
         for term in p.terms:
             self.postings.setdefault(term, []).append(p.item_id)
             self.counts[term] = self.counts.get(term, 0) + 1
@@ -281,14 +274,71 @@ class _Batch:
         postings = sorted((t, p.item_id, ids.get(p.story, p.story)) for p in self.pending for t in p.terms)
         if postings:
             # Parameters as a list (executemany): one cached statement for every row.
-            add_terms = insert(StoryTermRow).on_conflict_do_nothing(index_elements=["term", "item_id"])
-            c.execute(add_terms, [{"term": t, "item_id": i, "story_id": s, "seen_at": now} for t, i, s in postings])
+            _add_postings(c, postings, now)
             counted = insert(StoryTermCountRow)
             count_terms = counted.on_conflict_do_update(
                 index_elements=["term", "day"], set_={"n": StoryTermCountRow.n + counted.excluded.n}
             )
             c.execute(count_terms, [{"term": t, "day": _day(now), "n": n} for t, n in sorted(self.counts.items())])
         return out
+
+
+# The two statements whose rows number tens of thousands per poll (a poll's items share their
+# words with hundreds of recent items, and index about forty each) run on the driver's cursor:
+# SQLAlchemy's per-row processing cost more than SQLite's work. The one typed value, the time,
+# is converted once per call by the column's own type.
+def _placeholder(c: Connection) -> str:
+    return "?" if c.dialect.paramstyle == "qmark" else "%s"
+
+
+def _when(c: Connection, at: datetime) -> Any:
+    process = _TERMS.seen_at.type.bind_processor(c.dialect)
+    return process(at) if process else at
+
+
+def _postings(c: Connection, terms: Sequence[str], since: datetime) -> Iterator[tuple[str, int]]:
+    """(term, item id) of every indexed item of the window holding one of ``terms``."""
+    mark, when = _placeholder(c), _when(c, since)
+    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for chunk in _chunks(terms):
+            marks = ", ".join([mark] * len(chunk))
+            cursor.execute(
+                f"SELECT term, item_id FROM story_terms WHERE term IN ({marks}) AND seen_at >= {mark}",
+                (*chunk, when),
+            )
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _window_counts(c: Connection, terms: Sequence[str], first_day: int) -> Iterator[tuple[str, int]]:
+    """(term, items indexing it since ``first_day``) for those of ``terms`` the window holds."""
+    mark = _placeholder(c)
+    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for chunk in _chunks(terms):
+            marks = ", ".join([mark] * len(chunk))
+            cursor.execute(
+                f"SELECT term, SUM(n) FROM story_term_counts WHERE term IN ({marks}) AND day >= {mark} GROUP BY term",
+                (*chunk, first_day),
+            )
+            yield from ((term, int(n)) for term, n in cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _add_postings(c: Connection, rows: Sequence[tuple[str, int, int]], now: datetime) -> None:
+    mark, when = _placeholder(c), _when(c, now)
+    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            "INSERT INTO story_terms (term, item_id, story_id, seen_at) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (term, item_id) DO NOTHING",
+            [(t, i, s, when) for t, i, s in rows],
+        )
+    finally:
+        cursor.close()
 
 
 def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
