@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-stories bench-notify bench-relevance bench-farm clean
+.PHONY: run test lint bench bench-full bench-stories bench-notify bench-relevance bench-farm clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -27,8 +27,17 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest
 
+# Matching, parsing and a steady poll; then the feed farm beside rss2email and the naive pipeline
+# (100 feeds), and 1,000 feeds beside rss2email: about 10 minutes on 2 cores.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.farm --feeds 100 --items 50 --json bench/farm-100.json
+	$(BIN)/python -m bench.farm --feeds 1000 --items 50 --only watcher,rss2email --json bench/farm-1000.json
+
+# The long runs: 1,000 feeds with the naive pipeline too, and 10,000 feeds (watcher and rss2email).
+bench-full: $(BIN)/.installed
+	$(BIN)/python -m bench.farm --feeds 1000 --items 50 --json bench/farm-1000.json
+	$(BIN)/python -m bench.farm --feeds 10000 --items 50 --only watcher,rss2email --json bench/farm-10000.json
 
 bench-stories: $(BIN)/.installed
 	$(BIN)/python -m bench.stories
@@ -36,9 +45,9 @@ bench-stories: $(BIN)/.installed
 bench-notify: $(BIN)/.installed
 	$(BIN)/python -m bench.notify
 
-# The whole poll pipeline against a loopback farm of feeds, beside a naive pipeline (issue 11, first step).
+# The whole poll pipeline against a loopback farm of feeds, beside rss2email and a naive pipeline.
 bench-farm: $(BIN)/.installed
-	$(BIN)/python -m bench.farm --feeds 100 --items 50
+	$(BIN)/python -m bench.farm --feeds 100 --items 50 --json bench/farm-100.json
 
 # Recall, precision and attribution of the shipped rules on the relevance corpus (bench/relevance);
 # exits 1 when the held-out part is below bench/relevance/floor.json.

@@ -37,6 +37,9 @@ COMMON_AFTER = 200
 # (a name, a case number, a term of art) is what points at the same story, and the postings of
 # words most items share would make a lookup cost grow with the window's volume.
 LOOKUP_TERMS = 12
+# Of a looked-up word's postings, the most recent: the story a new item continues is the one that
+# has been in the news lately, and older postings of a word that busy would only cost reading.
+RECENT_POSTINGS = 50
 
 # Statements built once, with expanding IN parameters: a call binds values, never builds SQL.
 _TERMS = StoryTermRow.__table__.c  # type: ignore[attr-defined]
@@ -297,17 +300,19 @@ def _when(c: Connection, at: datetime) -> Any:
 
 
 def _postings(c: Connection, terms: Sequence[str], since: datetime) -> Iterator[tuple[str, int]]:
-    """(term, item id) of every indexed item of the window holding one of ``terms``."""
+    """(term, item id) of the RECENT_POSTINGS most recent indexed items of the window holding
+    each of ``terms``: one index range per term, read backwards, so a lookup costs the same in
+    a window of a thousand items or of a hundred thousand."""
     mark, when = _placeholder(c), _when(c, since)
     cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    sql = (
+        f"SELECT item_id FROM story_terms WHERE term = {mark} AND seen_at >= {mark} "
+        f"ORDER BY seen_at DESC LIMIT {RECENT_POSTINGS}"
+    )
     try:
-        for chunk in _chunks(terms):
-            marks = ", ".join([mark] * len(chunk))
-            cursor.execute(
-                f"SELECT term, item_id FROM story_terms WHERE term IN ({marks}) AND seen_at >= {mark}",
-                (*chunk, when),
-            )
-            yield from cursor.fetchall()
+        for term in terms:
+            cursor.execute(sql, (term, when))
+            yield from ((term, item_id) for (item_id,) in cursor.fetchall())
     finally:
         cursor.close()
 
