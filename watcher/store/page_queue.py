@@ -64,17 +64,16 @@ class PageQueueQueries:
         pages: Mapping[str, str],  # item key -> page URL
         rows: Mapping[str, tuple[int, int, bool]],  # item key -> (item id, revision, is an update)
     ) -> int:
-        """Queue the pages of items this transaction created or changed (others: a replica's)."""
-        queued = 0
-        for key in sorted(pages):
-            if key not in rows:
-                continue
-            item_id, revision, is_update = rows[key]
-            values = {
+        """Queue the pages of items this transaction created or changed (others: a replica's).
+
+        One statement for the poll, its rows as an executemany: a first poll queues every item."""
+        values = [
+            {
+                "item_id": rows[key][0],
                 "feed_id": feed_id,
                 "url": pages[key],
-                "revision": revision,
-                "is_update": is_update,
+                "revision": rows[key][1],
+                "is_update": rows[key][2],
                 "status": WAITING,
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -82,13 +81,14 @@ class PageQueueQueries:
                 "queued_at": now,
                 "done_at": None,
             }
-            s.execute(
-                insert(PageQueueRow)
-                .values(item_id=item_id, **values)
-                .on_conflict_do_update(index_elements=["item_id"], set_=values)
-            )
-            queued += 1
-        return queued
+            for key in sorted(pages)
+            if key in rows
+        ]
+        if values:
+            stmt = insert(PageQueueRow)
+            again = {name: stmt.excluded[name] for name in values[0] if name != "item_id"}
+            s.execute(stmt.on_conflict_do_update(index_elements=["item_id"], set_=again), values)
+        return len(values)
 
     def claim_pages(
         self, now: datetime, lease: timedelta, *, per_host: int, feed_ids: Sequence[str] | None = None
