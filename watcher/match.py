@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import ahocorasick
@@ -71,6 +72,9 @@ class _Scan:
     spans: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)  # per field, for reasons
     # term number -> whether it holds for this item: rules share their lists, so each is decided once.
     terms: dict[int, bool] = field(default_factory=dict)
+    # id(NEAR or regex condition) -> its result: a rule that fires is evaluated again for its
+    # reasons, and the pairing of occurrences or the regex scan is the costly part.
+    found: dict[int, Any] = field(default_factory=dict)
 
     def field_of(self, offset: int) -> int:
         return bisect.bisect_right(self.bounds, offset) - 1
@@ -105,6 +109,7 @@ class RuleSet:
         self._term_info: dict[int, tuple[frozenset[int], tuple[int, ...], frozenset[int], int]] = {}
         self._field_ids: dict[tuple[str, ...], frozenset[int]] = {}
         self._regexes: dict[Regex, tuple[int, re.Pattern[str]]] = {}
+        self._regex_of: dict[int, re.Pattern[str]] = {}  # id(regex condition) -> compiled
         self._by_pattern: dict[int, list[int]] = {}  # trigger phrase -> rules to evaluate
         self._by_positive: dict[int, list[int]] = {}  # any non-negated phrase -> rules it is part of
         self._order: dict[int, tuple[Condition, ...]] = {}  # rule index -> its AND's children, fail-fast order
@@ -170,6 +175,7 @@ class RuleSet:
             if cond not in self._regexes:
                 flags = re.IGNORECASE if cond.ignore_case else 0
                 self._regexes[cond] = (len(self._regexes), re.compile(cond.pattern, flags))
+            self._regex_of[id(cond)] = self._regexes[cond][1]
         elif isinstance(cond, (And, Or)):
             for child in cond.children:
                 self._compile(child)
@@ -295,8 +301,12 @@ class RuleSet:
     def _term_hits(self, term: Term, scan: _Scan) -> Iterable[tuple[int, int, int, int]]:
         """(pattern id, field index, start, end) of the term's occurrences in its fields."""
         fields = self._fields(term.fields)
-        for pid in self._term_ids[term]:
-            ends = self._lazy_hits(pid, scan) if pid in self._lazy else scan.hits.get(pid)
+        eager, lazy, _, _ = self._term_info[id(term)]
+        hits = scan.hits
+        # From whichever side is smaller, as in _term_true; occurrences in the order the text has them.
+        found = [p for p in hits if p in eager] if len(hits) < len(eager) else [p for p in eager if p in hits]
+        for pid in (*found, *lazy):
+            ends = self._lazy_hits(pid, scan) if pid in self._lazy else hits.get(pid)
             if not ends:
                 continue
             length, shift = self._lengths[pid], self._stop_shift[pid]
@@ -321,13 +331,19 @@ class RuleSet:
         return ends
 
     def _regex_match(self, cond: Regex, scan: _Scan) -> tuple[str, re.Match[str]] | None:
-        pattern = self._regexes[cond][1]
+        key = id(cond)
+        if key in scan.found:
+            return scan.found[key]  # type: ignore[no-any-return]
+        pattern = self._regex_of[key]
         texts = scan.texts
+        result = None
         for name in cond.fields:
             found = pattern.search(texts[name])
             if found:
-                return name, found
-        return None
+                result = name, found
+                break
+        scan.found[key] = result
+        return result
 
     def _term_true(self, term: Term, scan: _Scan) -> bool:
         """The hot path of evaluation: does any phrase of the term occur in one of its fields?
@@ -385,6 +401,13 @@ class RuleSet:
         return _meta(cond, scan)
 
     def _near(self, cond: Near, scan: _Scan) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
+        key = id(cond)
+        if key in scan.found:
+            return scan.found[key]  # type: ignore[no-any-return]
+        scan.found[key] = found = self._pair(cond, scan)
+        return found
+
+    def _pair(self, cond: Near, scan: _Scan) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
         rights = list(self._term_hits(cond.right, scan))
         if not rights:
             return None
