@@ -67,6 +67,24 @@ def test_check_example_config(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "--config", "{config}"),
+        ("check", "--config={config}", "--debug"),
+        ("rules", "check", "-c", "{config}"),
+        ("--debug", "check", "-c", "{config}"),
+    ],
+)
+def test_global_options_go_before_or_after_the_subcommand(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(ROOT / "config.example.toml")
+    result = run_cli(capsys, *(a.format(config=config) for a in args))
+    assert result.code == 0, result.err
+    assert "OK" in result.out or "all passed" in result.out
+
+
+@pytest.mark.parametrize(
     ("file", "old", "new", "expected"),
     [
         (

@@ -40,7 +40,36 @@ from watcher.store.store import FeedSpec, Store
 CONFIG_HELP = "Config file. Default: $WATCHER_CONFIG, else ./config.toml."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Watcher(click.Group):
+    """The top-level group: ``-c/--config`` and ``--debug`` are accepted after the subcommand too
+    (``watcher check --config X``), as people type them; they are moved in front before parsing.
+    Nothing after a ``--`` is touched, and no subcommand has options of those names."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--debug" or arg.startswith("--config="):
+            front.append(arg)
+        elif arg in ("--config", "-c") and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+@click.group(cls=_Watcher, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "-c", "config", metavar="PATH", help=CONFIG_HELP)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(__version__, prog_name="watcher")
