@@ -26,4 +26,14 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+def format_duration(value: timedelta) -> str:
+    """``value`` as the config would write it: ``7d``, ``90m``, ``45s``."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -114,6 +114,15 @@ def test_first_poll_alerts_only_recent_items(
     assert summary["feeds"][0]["new_items"] == 7
     assert summary["deliveries"]["sent"] == 1
 
+    # The decision trail says why the old ones never alerted, not that no rule matched them.
+    trail = run_cli(capsys, "--config", str(config), "alerts", "--explain", "Old deal 3")
+    assert trail.code == 0, trail.err
+    assert "never reached the rules: stored as history by the feed's first poll" in trail.out
+    assert "within poll.backlog_max_age, 7d" in trail.out
+    assert "no rule matched it" not in trail.out
+    recent_trail = run_cli(capsys, "--config", str(config), "alerts", "--explain", recent[1].title)
+    assert "never reached the rules" not in recent_trail.out
+
 
 def test_dry_run_prints_and_records_nothing(
     tmp_path: Path, feed_server: Any, smtp_sink: Any, capsys: pytest.CaptureFixture[str]

@@ -11,6 +11,7 @@ import asyncio
 import sys
 import traceback
 from dataclasses import asdict
+from datetime import timedelta
 from typing import NoReturn, TextIO
 
 import click
@@ -23,7 +24,7 @@ from watcher.cli.common import Ctx, out, print_json, when
 from watcher.cli.rules import load_and_report, rules, save
 from watcher.cli.silence import silence
 from watcher.config import load_config
-from watcher.duration import parse_duration
+from watcher.duration import format_duration, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure_logging
 from watcher.model import DeliveryStatus
@@ -284,7 +285,7 @@ def alerts(
     store = Store.open(loaded.config.database.url)
     try:
         if explain is not None:
-            _explain(store.explain(explain), explain, as_json)
+            _explain(store.explain(explain), explain, as_json, loaded.config.poll.backlog_max_age)
             return
         rows = store.alert_statuses(
             limit=limit if digest_id is None else 10_000,
@@ -321,7 +322,23 @@ def alerts(
     out.print(table)
 
 
-def _explain(trails: list[ItemTrail], needle: str, as_json: bool) -> None:
+def _unmatched(t: ItemTrail, backlog: timedelta) -> str:
+    """Why an item has no match: most often it never reached the rules at all."""
+    if t.page and t.page.startswith("waiting"):
+        return "not matched yet: it waits for its page"
+    history = t.on_first_poll and (
+        t.published_at is None or (t.first_seen_at is not None and t.published_at < t.first_seen_at - backlog)
+    )
+    if history:
+        dated = "undated" if t.published_at is None else f"published {when(t.published_at)}"
+        return (
+            f"never reached the rules: stored as history by the feed's first poll ({dated}; a first poll "
+            f"alerts only on items published within poll.backlog_max_age, {format_duration(backlog)})"
+        )
+    return "no rule matched it"
+
+
+def _explain(trails: list[ItemTrail], needle: str, as_json: bool, backlog: timedelta) -> None:
     if as_json:
         print_json([asdict(t) for t in trails])
         return
@@ -336,7 +353,7 @@ def _explain(trails: list[ItemTrail], needle: str, as_json: bool) -> None:
         if t.page:
             out.print(f"  page: {escape(t.page)}")
         if not t.matches:
-            out.print("  no rule matched it")
+            out.print(f"  {_unmatched(t, backlog)}")
         for m in t.matches:
             color = "green" if m.decision == "alerted" else "yellow"
             why = f": {escape(m.reason)}" if m.reason else ""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from watcher.model import Silence
@@ -44,6 +44,8 @@ class ItemTrail:
     story_id: int | None = None
     story_sources: tuple[str, ...] = ()  # feeds the item's story appeared in, first first
     page: str | None = None  # the page queue's word on the item's linked page, if it needed one
+    published_at: datetime | None = None
+    on_first_poll: bool = False  # stored by the feed's first poll (which keeps history from alerting)
 
 
 def _silence(row: SilenceRow) -> Silence:
@@ -157,7 +159,15 @@ class SilenceQueries:
             story_id,
             tuple(sources),
             _page_note(s.get(PageQueueRow, item.id)),
+            item.published_at,
+            item.first_seen_at is not None and item.first_seen_at == _first_poll(s, item.feed_id),
         )
+
+
+def _first_poll(s: Session, feed_id: str) -> datetime | None:
+    """When the feed was first polled: every item of a poll shares its time, so its earliest."""
+    first = select(func.min(col(ItemRow.first_seen_at))).where(col(ItemRow.feed_id) == feed_id)
+    return s.execute(first).scalar()
 
 
 def _page_note(row: PageQueueRow | None) -> str | None:
