@@ -225,6 +225,30 @@ class RouteConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ServerConfig(_Section):
+    """The health and metrics endpoints (/healthz, /readyz, /metrics). Off when ``listen`` is empty;
+    a bare port listens on loopback only, since the metrics name every feed and rule."""
+
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not value:
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            host, port = "127.0.0.1", value
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f'"{value}" is not host:port (for example "127.0.0.1:9464")')
+        return f"{host.strip('[]') or '127.0.0.1'}:{port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
+
 class Config(_Section):
     rules_dir: Path = Path("rules")
     database: DatabaseConfig = DatabaseConfig()
@@ -233,6 +257,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
     stories: StoriesConfig = StoriesConfig()
+    server: ServerConfig = ServerConfig()
     feeds: list[FeedConfig] = Field(default_factory=list, alias="feed")
     channels: dict[Slug, ChannelConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list, alias="route")

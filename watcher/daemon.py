@@ -22,8 +22,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from watcher.app import Clock, Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
 from watcher.errors import ConfigError, StoreError
 from watcher.feeds.fetch import Fetcher
+from watcher.metrics import Metrics, StoreSnapshot
 from watcher.notify.outbox import Outbox
 from watcher.pipeline import Pipeline
+from watcher.server import HealthServer
 from watcher.store.store import FeedSpec, Store
 
 log = structlog.get_logger("watcher.daemon")
@@ -55,13 +57,21 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.outbox: Outbox | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.metrics = Metrics()
+        self.server: HealthServer | None = None
 
     def _build(self, loaded: Loaded) -> None:
         assert self.store is not None and self.fetcher is not None
         config = loaded.config
         self.store.sync_feeds([FeedSpec(f.id, f.url, f.title) for f in config.feeds if f.enabled], self.clock())
         self.pipeline = Pipeline(
-            config, loaded.rules, self.store, self.fetcher, clock=self.clock, executor=self.executor
+            config,
+            loaded.rules,
+            self.store,
+            self.fetcher,
+            clock=self.clock,
+            executor=self.executor,
+            metrics=self.metrics,
         )
         self.outbox = Outbox(
             self.store,
@@ -73,6 +83,7 @@ class Daemon:
             dry_run=self.dry_run,
             timeout_seconds=config.delivery.timeout.total_seconds(),
             renderer=loaded.renderer,
+            metrics=self.metrics,
         )
         self.loaded = loaded
 
@@ -84,6 +95,11 @@ class Daemon:
         self.executor = make_executor(config)
         try:
             await asyncio.to_thread(self._build, self.loaded)
+            if config.server.listen:
+                host, port = config.server.address
+                self.server = HealthServer(host, port, self.metrics, self.ready)
+                self.metrics.watch_store(self._snapshot)
+                self.server.start()
             self._install_signals()
             self.scheduler = AsyncIOScheduler(timezone="UTC")
             now = self.clock()
@@ -116,6 +132,30 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def ready(self) -> str | None:
+        """None when the daemon can do its work; else why not (for /readyz). Runs on the
+        server's thread: it reads attributes and asks the database, nothing else."""
+        if self._stop.is_set():
+            return "shutting down"
+        if self.scheduler is None or not self.scheduler.running:
+            return "scheduler not running"
+        if self.pipeline is None or self.store is None:
+            return "config and rules not loaded"
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            return f"database unreachable: {self.loaded.config.redactor(str(exc))}"
+        return None
+
+    def _snapshot(self) -> StoreSnapshot | None:
+        if self.store is None:
+            return None
+        try:
+            feeds, pending, oldest = self.store.health()
+        except StoreError:
+            return None
+        return StoreSnapshot(self.clock(), feeds, pending, oldest)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -197,4 +237,6 @@ class Daemon:
             self.executor.shutdown(wait=False, cancel_futures=True)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
+        if self.server is not None:
+            self.server.stop()
         log.info("daemon.stopped")

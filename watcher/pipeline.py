@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from watcher.feeds.normalise import normalise_feed
 from watcher.feeds.parse import parse_feed
 from watcher.fold import fold
 from watcher.match import RuleSet
+from watcher.metrics import Metrics
 from watcher.model import FetchResult, Item, Match, Rule, Silence
 from watcher.notify.route import destinations
 from watcher.stages import StageFinder
@@ -88,6 +90,7 @@ class Pipeline:
     clock: Callable[[], datetime]
     executor: Executor | None = None  # None: parse in a thread; a process pool uses both cores
     rng: random.Random = field(default_factory=random.Random)
+    metrics: Metrics = field(default_factory=Metrics)  # the daemon's, when it serves /metrics
 
     def __post_init__(self) -> None:
         self.ruleset = RuleSet(self.rules)
@@ -125,17 +128,21 @@ class Pipeline:
     async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
         """Poll one feed. Never raises for a feed problem; the per-feed guard logs the unexpected."""
         bound = log.bind(feed=feed.id)
+        started = time.perf_counter()
         try:
-            return await self._poll(feed, state, bound)
+            outcome = await self._poll(feed, state, bound)
         except FeedError as exc:
-            return await self._failed(feed, state, exc, bound)
+            outcome = await self._failed(feed, state, exc, bound)
         except StoreError as exc:
             bound.error("feed.store_failed", error=str(exc))
-            return PollOutcome(feed.id, "failed", error=str(exc))
+            outcome = PollOutcome(feed.id, "failed", error=str(exc))
         except Exception as exc:  # the per-feed guard: one broken feed must not stop the others
             bound.exception("feed.crashed", error=repr(exc))
             wrapped = FeedError(feed.id, feed.url, f"internal error: {exc!r}")
-            return await self._failed(feed, state, wrapped, bound)
+            outcome = await self._failed(feed, state, wrapped, bound)
+        self.metrics.polls.labels(feed.id, outcome.status).inc()
+        self.metrics.poll_seconds.labels(feed.id).observe(time.perf_counter() - started)
+        return outcome
 
     async def _poll(
         self, feed: FeedConfig, state: FeedState, bound: structlog.typing.FilteringBoundLogger
@@ -154,7 +161,9 @@ class Pipeline:
             bound.warning("feed.warning", warning=warning)
         fresh, changed = await self._sort_out(feed, items)
         alertable = self._alertable(fresh, state, now)
+        started = time.perf_counter()
         matches, pages = self._match(feed, [*alertable, *changed], now)
+        self.metrics.match_seconds.observe(time.perf_counter() - started)
         by_key = {i.item_key: i for i in (*fresh, *changed)}
         silences = await asyncio.to_thread(self.store.active_silences, now) if matches else []
         planned = [self._plan(m, by_key[m.item_key], silences) for m in matches]
@@ -174,6 +183,7 @@ class Pipeline:
                 pages=pages,
             )
         )
+        self._count(feed.id, saved.new_items, saved.updated_items, saved.decisions)
         bound.info(
             "feed.polled",
             items=len(items),
@@ -333,6 +343,7 @@ class Pipeline:
         recorded = await asyncio.to_thread(
             partial(self.store.complete_page, page, self.clock(), text or "", planned, error=note)
         )
+        self._count(item.feed_id, 0, 0, recorded.decisions)
         log.info(
             "page.read" if note is None else "page.given_up",
             feed=item.feed_id,
@@ -384,6 +395,14 @@ class Pipeline:
             return fresh
         cutoff = now - self.config.poll.backlog_max_age
         return [i for i in fresh if i.published_at is not None and i.published_at >= cutoff]
+
+    def _count(self, feed_id: str, new: int, updated: int, decisions: Sequence[tuple[str, str]]) -> None:
+        if new:
+            self.metrics.items.labels(feed_id, "new").inc(new)
+        if updated:
+            self.metrics.items.labels(feed_id, "updated").inc(updated)
+        for rule_id, decision in decisions:
+            self.metrics.matches.labels(rule_id, decision).inc()
 
     def _channels_for(self, rule: Rule, feed_tags: Sequence[str]) -> tuple[str, ...]:
         config = self.config

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,3 +138,64 @@ def test_sighup_reloads_and_keeps_last_good_rules(
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=15)
     assert proc.returncode == 0
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float | None:
+    """The value of one series in the Prometheus text format, or None if absent."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics.splitlines():
+        series, _, value = line.rpartition(" ")
+        if series == (f"{name}{{{wanted}}}" if labels else name):
+            return float(value)
+    return None
+
+
+def test_health_readiness_and_metrics(tmp_path: Path, feed_server: Any, smtp_sink: Any, daemon: Any) -> None:
+    port = free_port()
+    url = feed_server.feed("/cma.atom", atom(cma_entries(NOW)), etag='"v1"')
+    config = write_setup(
+        tmp_path,
+        url,
+        [smtp_sink.mailto_url()],
+        f"sqlite:///{tmp_path}/w.db",
+        extra=f'\n[server]\nlisten = "127.0.0.1:{port}"\n',
+    )
+    base = f"http://127.0.0.1:{port}"
+    proc = daemon(config)
+    wait_until(lambda: _get(f"{base}/healthz")[0] == 200)
+    wait_until(lambda: _get(f"{base}/readyz") == (200, "ready\n"))
+    smtp_sink.wait_for(3, timeout=30)
+
+    def delivered() -> bool:
+        text = _get(f"{base}/metrics")[1]
+        return _sample(text, "watcher_deliveries_total", channel="email", result="sent") == 3
+
+    wait_until(delivered)
+    status, text = _get(f"{base}/metrics")
+    assert status == 200
+    assert _sample(text, "watcher_feed_polls_total", feed="cma-news", result="updated") == 1
+    assert _sample(text, "watcher_items_total", feed="cma-news", kind="new") == 20
+    assert _sample(text, "watcher_matches_total", rule="cma-itc-ai", decision="alerted") == 3
+    assert _sample(text, "watcher_feed_consecutive_failures", feed="cma-news") == 0
+    assert (_sample(text, "watcher_feed_last_success_timestamp_seconds", feed="cma-news") or 0) > NOW.timestamp() - 60
+    assert _sample(text, "watcher_outbox_pending") == 0
+    assert _sample(text, "watcher_outbox_oldest_pending_seconds") == 0
+    assert _sample(text, "watcher_poll_duration_seconds_count", feed="cma-news") == 1
+    assert (_sample(text, "watcher_match_duration_seconds_count") or 0) >= 1
+    assert "127.0.0.1:" + str(smtp_sink.port) not in text  # no channel URL in any label
+
+    assert _get(f"{base}/readyz")[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert _get(f"{base}/healthz")[0] == 0  # the server went with the process

@@ -17,6 +17,7 @@ from watcher.config import (
     HttpConfig,
     LogConfig,
     PollConfig,
+    ServerConfig,
     load_config,
 )
 from watcher.errors import ConfigError
@@ -158,7 +159,17 @@ def test_example_config_loads() -> None:
 
 @pytest.mark.parametrize(
     "model",
-    [Config, DatabaseConfig, HttpConfig, PollConfig, DeliveryConfig, LogConfig, FeedConfig, ChannelConfig],
+    [
+        Config,
+        DatabaseConfig,
+        HttpConfig,
+        PollConfig,
+        DeliveryConfig,
+        LogConfig,
+        ServerConfig,
+        FeedConfig,
+        ChannelConfig,
+    ],
 )
 def test_every_option_is_in_the_example(model: type) -> None:
     """The example config documents every option; a new option without an example fails here."""
@@ -167,7 +178,7 @@ def test_every_option_is_in_the_example(model: type) -> None:
         if field.exclude:
             continue
         key = field.alias or name
-        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories", "route"):
+        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories", "route", "server"):
             assert re.search(rf"^#?\s*\[+{key}[\].]", text, re.M), key
         else:
             assert re.search(rf"^#?\s*{re.escape(key)} = ", text, re.M), f"{model.__name__}.{key} missing"
@@ -196,3 +207,9 @@ def test_fallback_must_be_another_channel(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, text.replace('fallback = "hook"', 'fallback = "console"')), env={})
     assert config.resolved_channels["hook"].fallback == "console"
+
+
+def test_server_listen(tmp_path: Path) -> None:
+    assert error_of(write(tmp_path, BASE + '\n[server]\nlisten = "localhost:http"\n')) == (
+        'config.toml:12: "server.listen": "localhost:http" is not host:port (for example "127.0.0.1:9464")'
+    )

@@ -27,6 +27,7 @@ from typing import TextIO
 import structlog
 
 from watcher.errors import ConfigError
+from watcher.metrics import Metrics
 from watcher.model import Alert, Channel, DeliveryResult, Digest, Message
 from watcher.notify.deliver import deliver as apprise_deliver
 from watcher.notify.merge import merge_alerts
@@ -88,8 +89,10 @@ class Outbox:
         dry_run: bool = False,
         rng: random.Random | None = None,
         timeout_seconds: float = 30.0,
+        metrics: Metrics | None = None,
     ):
         self.store = store
+        self.metrics = metrics
         self.channels = dict(channels)
         self.policy = policy
         self.clock = clock
@@ -128,7 +131,7 @@ class Outbox:
             # Several rules fired on one story: one message per channel names them all.
             for alert in merge_alerts(alerts):
                 tried.update(alert.carried)
-                total += await self._send(alert, paused)
+                total += self._counted(alert.channel, await self._send(alert, paused))
         return total
 
     async def _send(self, alert: Alert, paused: dict[str, datetime]) -> DrainResult:
@@ -288,8 +291,17 @@ class Outbox:
         paused = await asyncio.to_thread(self.store.paused_channels, now)
         ready = set(self.channels) - set(paused)
         for digest in await asyncio.to_thread(self.store.claim_due_digests, now, self.policy.lease, ready):
-            total += await self._send_digest(digest, paused)
+            total += self._counted(digest.channel, await self._send_digest(digest, paused))
         return total
+
+    def _counted(self, channel: str, result: DrainResult) -> DrainResult:
+        """Count one send's deliveries by channel and result for /metrics."""
+        if self.metrics is not None:
+            for name in ("sent", "retried", "failed", "held"):
+                n = getattr(result, name)
+                if n:
+                    self.metrics.deliveries.labels(channel, name).inc(n)
+        return result
 
     async def _send_digest(self, digest: Digest, paused: dict[str, datetime]) -> DrainResult:
         bound = log.bind(digest=digest.digest_id, channel=digest.channel, alerts=len(digest.alerts))

@@ -61,6 +61,7 @@ class Recorded:
     matches: int = 0
     alerted: int = 0
     deliveries: int = 0
+    decisions: tuple[tuple[str, str], ...] = ()  # (rule id, decision) of each match recorded
 
 
 def fingerprint(item: Item) -> str:
@@ -89,6 +90,7 @@ def record_matches(
     stories: Mapping[str, StoryView],
 ) -> Recorded:
     matches = alerted = deliveries = 0
+    decisions: list[tuple[str, str]] = []
     todo = sorted(
         (p for p in planned if p.match.item_key in rows),
         key=lambda p: (p.match.rule_id, fingerprint(items[p.match.item_key])),
@@ -122,6 +124,7 @@ def record_matches(
             continue  # another replica recorded this very match
         matches += 1
         decision, reason, kind, batched = _decide(s, insert, now, p, fp, match_id, is_update, story, item_id)
+        decisions.append((p.match.rule_id, decision))
         if decision != ALERTED or kind != "first":
             s.execute(
                 MatchRow.__table__.update()  # type: ignore[attr-defined]
@@ -157,7 +160,7 @@ def record_matches(
                 .returning(col(DeliveryRow.id))
             ).all()
             deliveries += len(inserted)
-    return Recorded(matches, alerted, deliveries)
+    return Recorded(matches, alerted, deliveries, tuple(decisions))
 
 
 def story_key(item: Item, story: StoryView | None) -> str:

@@ -23,14 +23,14 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col
 
 from watcher.errors import StoreError
-from watcher.model import Item
+from watcher.model import DeliveryStatus, Item
 from watcher.store.claims import rowcount
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.digest_queries import DigestQueries
 from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
 from watcher.store.page_queue import PageQueueQueries, item_from_row
-from watcher.store.schema import ArticleRow, FeedRow, ItemRow
+from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
 from watcher.stories import OFFICIAL_DOMAINS
 
@@ -71,6 +71,7 @@ class SaveResult:
     updated_items: int = 0
     alerted: int = 0
     pages_queued: int = 0  # items that wait for their page before they are matched
+    decisions: tuple[tuple[str, str], ...] = ()  # (rule id, decision) of each match recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +350,13 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             recorded = record_matches(s, self._insert, now, planned, by_key, rows, stories)
             queued = self._queue_in(s, self._insert, now, feed_id, pages, rows)
             return SaveResult(
-                len(new_ids), recorded.matches, recorded.deliveries, len(rows) - len(new_ids), recorded.alerted, queued
+                len(new_ids),
+                recorded.matches,
+                recorded.deliveries,
+                len(rows) - len(new_ids),
+                recorded.alerted,
+                queued,
+                recorded.decisions,
             )
 
     def _update_items(
@@ -476,6 +483,24 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             return [item_from_row(r) for r in rows]
 
     # -- views -------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """One round trip to the database; raises StoreError when it cannot be reached."""
+        with self._session() as s:
+            s.execute(select(1))
+
+    def health(self) -> tuple[list[tuple[str, datetime | None, int]], int, datetime | None]:
+        """(feed id, last success, consecutive failures) of every feed, and the outbox's pending
+        count and oldest pending creation time: the gauges of /metrics, in one transaction."""
+        with self._session() as s:
+            columns = (col(FeedRow.id), col(FeedRow.last_success_at), col(FeedRow.error_count))
+            feeds = s.execute(select(*columns).order_by(col(FeedRow.id))).all()
+            pending = s.execute(
+                select(func.count(), func.min(col(DeliveryRow.created_at))).where(
+                    col(DeliveryRow.status) == DeliveryStatus.PENDING.value
+                )
+            ).one()
+            return [(f, at, int(n or 0)) for f, at, n in feeds], int(pending[0]), pending[1]
 
     def feed_statuses(self) -> list[FeedStatus]:
         waiting = self.pages_waiting()
