@@ -94,6 +94,7 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[Record]:
     """Every record of every ``*.jsonl`` file, validated; raises CorpusError on the first problem."""
     records: list[Record] = []
     seen: dict[str, str] = {}
+    pages: dict[str, str] = {}
     for path in sorted(directory.glob("*.jsonl")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -107,6 +108,10 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[Record]:
             if record.id in seen:
                 raise CorpusError(f"{where}: id {record.id!r} already used at {seen[record.id]}")
             seen[record.id] = where
+            page = record.link.rstrip("/")
+            if page in pages:  # one record per page: a page in both parts would leak held-out text
+                raise CorpusError(f"{where}: {record.id}: link already used at {pages[page]}")
+            pages[page] = where
             records.append(record)
     return records
 
