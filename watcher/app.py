@@ -77,6 +77,7 @@ def fetch_policy(config: Config) -> FetchPolicy:
         max_redirects=http.max_redirects,
         max_connections=http.max_connections,
         max_per_host=http.max_per_host,
+        per_host_rate=http.per_host_rate,
     )
 
 

@@ -99,6 +99,8 @@ class HttpConfig(_Section):
     max_redirects: int = Field(default=5, ge=0)
     max_connections: int = Field(default=20, gt=0)
     max_per_host: int = Field(default=2, gt=0)
+    # Requests per second to one host, shared by every feed and page on it; 0: no limit.
+    per_host_rate: float = Field(default=0.0, ge=0)
 
 
 class PollConfig(_Section):
@@ -108,6 +110,9 @@ class PollConfig(_Section):
     parse_workers: int = Field(default=0, ge=0)
     backlog_max_age: Duration = timedelta(days=7)
     max_articles_per_poll: int = Field(default=20, ge=0)
+    # A server's Cache-Control max-age, Expires, RSS ttl or Retry-After may lengthen a feed's
+    # interval up to this, never shorten it.
+    max_server_interval: Duration = timedelta(hours=24)
 
 
 class DeliveryConfig(_Section):

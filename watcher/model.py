@@ -81,6 +81,7 @@ class ParsedFeed:
     link: str | None
     entries: tuple[RawEntry, ...]
     warnings: tuple[str, ...] = ()
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the publisher says the feed may be cached
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from watcher.match import RuleSet
 from watcher.metrics import Metrics
 from watcher.model import FetchResult, Item, Match, Rule, Silence
 from watcher.notify.route import destinations
+from watcher.politeness import next_interval, server_hint
 from watcher.stages import StageFinder
 from watcher.store.decide import PlannedMatch, Recorded, Throttle
 from watcher.store.page_queue import QueuedPage
@@ -72,11 +73,12 @@ class PagesOutcome:
 
 def parse_and_normalise(
     body: bytes, feed_id: str, url: str, headers: dict[str, str], identity: str = "auto"
-) -> tuple[list[Item], list[str]]:
-    """The CPU-heavy part of a poll, run in a worker (thread or process); must stay picklable."""
+) -> tuple[list[Item], list[str], int | None]:
+    """The CPU-heavy part of a poll, run in a worker (thread or process); must stay picklable.
+    Returns the items, the warnings, and the feed's RSS ttl in minutes (None if it gives none)."""
     parsed = parse_feed(body, feed_id=feed_id, url=url, headers=headers)
     items, warnings = normalise_feed(parsed, feed_id, identity)
-    return items, [*parsed.warnings, *warnings]
+    return items, [*parsed.warnings, *warnings], parsed.ttl_minutes
 
 
 @dataclass
@@ -150,13 +152,14 @@ class Pipeline:
         etag, modified = (state.etag, state.last_modified) if state.url == feed.url else (None, None)
         result = await self.fetcher.fetch(feed.id, feed.url, etag=etag, last_modified=modified)
         now = self.clock()
-        next_check = now + self._interval(feed)
         if not result.is_modified:
+            next_check = now + self._polite_interval(feed, result, None, now)
             await asyncio.to_thread(self.store.record_not_modified, feed.id, now, next_check)
-            bound.info("feed.not_modified")
+            bound.info("feed.not_modified", next_check_in_seconds=round((next_check - now).total_seconds()))
             return PollOutcome(feed.id, "not_modified")
 
-        items, warnings = await self._parse(feed, result)
+        items, warnings, ttl = await self._parse(feed, result)
+        next_check = now + self._polite_interval(feed, result, ttl, now)
         for warning in warnings:
             bound.warning("feed.warning", warning=warning)
         fresh, changed = await self._sort_out(feed, items)
@@ -373,7 +376,7 @@ class Pipeline:
         log.debug("article.fetched", feed=feed_id, url=url, chars=len(article.text))
         return article.text, None
 
-    async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str]]:
+    async def _parse(self, feed: FeedConfig, result: FetchResult) -> tuple[list[Item], list[str], int | None]:
         headers = dict(result.headers)
         if self.executor is None:
             return await asyncio.to_thread(
@@ -414,6 +417,12 @@ class Pipeline:
     def _interval(self, feed: FeedConfig) -> timedelta:
         return self.config.interval_of(feed)
 
+    def _polite_interval(self, feed: FeedConfig, result: FetchResult, ttl: int | None, now: datetime) -> timedelta:
+        """The feed's interval, lengthened as far as the server asks (Cache-Control, Expires, ttl)
+        within ``poll.max_server_interval``."""
+        hint = server_hint(result.headers, ttl, now)
+        return next_interval(self._interval(feed), hint, self.config.poll.max_server_interval)
+
     def backoff(self, feed: FeedConfig, error_count: int) -> timedelta:
         """Exponential backoff for a failing feed: interval x 2^(errors-1), capped, ±10 % jitter."""
         base = self._interval(feed).total_seconds() * 2 ** min(max(error_count - 1, 0), 16)
@@ -427,7 +436,9 @@ class Pipeline:
         errors = state.error_count + 1
         delay = self.backoff(feed, errors)
         if isinstance(exc, FetchError) and exc.retry_after_seconds:
-            delay = max(delay, timedelta(seconds=exc.retry_after_seconds))
+            # The server said when (429, 503): honoured, within the same bound as its caching hints.
+            asked = min(timedelta(seconds=exc.retry_after_seconds), self.config.poll.max_server_interval)
+            delay = max(delay, asked)
         reason = self.config.redactor(str(exc))
         try:
             await asyncio.to_thread(self.store.record_failure, feed.id, now, reason, now + delay)

@@ -61,6 +61,7 @@ class FetchPolicy:
     max_redirects: int = 5
     max_connections: int = 20  # across all hosts
     max_per_host: int = 2
+    per_host_rate: float = 0.0  # requests per second to one host, whichever feed asks; 0: no limit
 
 
 class BodyTooLarge(Exception):
@@ -138,6 +139,7 @@ class Fetcher:
         self._policy = policy = policy or FetchPolicy()
         self._slots = asyncio.Semaphore(policy.max_connections)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._host_next: dict[str, float] = {}  # host -> loop time of its next free request slot
         self._client = httpx.AsyncClient(
             http2=True,
             timeout=httpx.Timeout(policy.read_timeout_seconds, connect=policy.connect_timeout_seconds),
@@ -173,6 +175,7 @@ class Fetcher:
                 async with asyncio.timeout(deadline):
                     return await asyncio.to_thread(_read_file, feed_id, url, etag, self._policy.max_body_bytes)
             host = _http_host(feed_id, url)
+            await self._pace(host)
             # The deadline starts once slots are free: queueing behind other feeds is not the
             # server's fault.
             async with self._slots, self._host_slot(host), asyncio.timeout(deadline):
@@ -184,6 +187,18 @@ class Fetcher:
             raise FetchError(feed_id, url, message, FetchFailure.TIMEOUT) from exc
         except _FETCH_FAILURES as exc:
             raise classify(exc, feed_id, url) from exc
+
+    async def _pace(self, host: str) -> None:
+        """Wait for this host's next request slot: at most ``per_host_rate`` requests a second to
+        one host, however many of its feeds and pages are due (gov.uk serves dozens of feeds)."""
+        rate = self._policy.per_host_rate
+        if rate <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+        at = max(now, self._host_next.get(host, now))
+        self._host_next[host] = at + 1.0 / rate  # reserved before waiting: no await in between
+        if at > now:
+            await asyncio.sleep(at - now)
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)

@@ -81,7 +81,14 @@ def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str
         link=_optional_text(feed, "link"),
         entries=raw_entries,
         warnings=tuple(warnings),
+        ttl_minutes=_ttl(feed),
     )
+
+
+def _ttl(feed: Mapping[str, Any]) -> int | None:
+    """RSS <ttl> in minutes, when it is a sane whole number (a week at most); else None."""
+    value = str(feed.get("ttl") or "").strip()
+    return int(value) if value.isdigit() and 0 < int(value) <= 7 * 24 * 60 else None
 
 
 def _response_headers(headers: Mapping[str, str] | None, url: str) -> dict[str, str]:

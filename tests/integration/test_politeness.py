@@ -1,0 +1,107 @@
+"""Polite polling against a real loopback server: the schedule follows the server's caching hints
+(Cache-Control max-age, Expires, RSS ttl) and its Retry-After, within poll.max_server_interval and
+never below the configured interval; and one host gets at most http.per_host_rate requests a
+second, however many of its feeds are due."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.feed_server import RecordedRequest, Response
+from watcher.app import make_fetcher
+from watcher.config import load_config
+from watcher.pipeline import Pipeline
+from watcher.store.store import FeedSpec, Store
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+RSS = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{ttl}'
+    "<item><title>Ordinary item</title><link>https://example.org/a</link><guid>a</guid></item>"
+    "</channel></rss>"
+)
+
+
+def _setup(tmp_path: Path, feeds: dict[str, str], extra: str = "") -> tuple[Any, Store]:
+    blocks = "".join(f'[[feed]]\nid = "{fid}"\nurl = "{url}"\n' for fid, url in feeds.items())
+    (tmp_path / "rules").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'rules_dir = "rules"\n[database]\nurl = "sqlite:///{tmp_path}/w.db"\n'
+        f'[poll]\ndefault_interval = "15m"\nmax_server_interval = "24h"\n{extra}{blocks}'
+    )
+    config = load_config(path, env={})
+    store = Store.open(config.database.url)
+    store.sync_feeds([FeedSpec(f.id, f.url) for f in config.feeds], NOW)
+    return config, store
+
+
+def _poll(config: Any, store: Store) -> None:
+    async def run() -> None:
+        fetcher = make_fetcher(config)
+        try:
+            await Pipeline(config, [], store, fetcher, clock=lambda: NOW).poll_due(force=True)
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(run())
+
+
+def test_the_schedule_follows_the_server(tmp_path: Path, feed_server: Any) -> None:
+    # Expires is measured from the response's own Date (the server's clock), here the real time.
+    expires = email.utils.format_datetime(datetime.now(UTC) + timedelta(hours=5), usegmt=True)
+    plain = RSS.format(ttl="")
+    feeds = {
+        "max-age": feed_server.route("/a.rss", body=plain, headers={"Cache-Control": "public, max-age=7200"}),
+        "expires": feed_server.route("/b.rss", body=plain, headers={"Expires": expires}),
+        "ttl": feed_server.route("/c.rss", body=RSS.format(ttl="<ttl>180</ttl>")),
+        "capped": feed_server.route("/d.rss", body=plain, headers={"Cache-Control": "max-age=31536000"}),
+        "shorter": feed_server.route("/e.rss", body=plain, headers={"Cache-Control": "max-age=60"}),
+        "no-cache": feed_server.route("/f.rss", body=plain, headers={"Cache-Control": "no-cache, max-age=7200"}),
+        "limited": feed_server.route("/g.rss", status=429, headers={"Retry-After": "7200"}),
+    }
+    config, store = _setup(tmp_path, feeds)
+    try:
+        _poll(config, store)
+        waits = {}
+        for fid in feeds:
+            state = store.feed_state(fid)
+            assert state is not None and state.next_check_at is not None
+            waits[fid] = state.next_check_at - NOW
+    finally:
+        store.close()
+    assert waits["max-age"] == timedelta(hours=2)
+    assert abs(waits["expires"] - timedelta(hours=5)) <= timedelta(seconds=2)  # HTTP dates: whole seconds
+    assert waits["ttl"] == timedelta(hours=3)
+    assert waits["capped"] == timedelta(hours=24)  # poll.max_server_interval
+    assert waits["shorter"] == timedelta(minutes=15)  # never more often than configured
+    assert waits["no-cache"] == timedelta(minutes=15)
+    assert waits["limited"] == timedelta(hours=2)  # Retry-After beats the first backoff (15m +-10%)
+
+
+def test_one_host_gets_at_most_its_rate(tmp_path: Path, feed_server: Any) -> None:
+    seen: list[float] = []
+    lock = threading.Lock()
+
+    def serve(_request: RecordedRequest) -> Response:
+        with lock:
+            seen.append(time.monotonic())
+        return Response(200, {"content-type": "application/rss+xml"}, RSS.format(ttl=""))
+
+    feeds = {f"f{i}": feed_server.handler(f"/feed{i}.rss", serve) for i in range(12)}
+    config, store = _setup(tmp_path, feeds, extra="[http]\nper_host_rate = 20\nmax_per_host = 8\n")
+    try:
+        _poll(config, store)
+    finally:
+        store.close()
+    assert len(seen) == 12
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    # Spacing is what the budget promises: 1/20 s between requests (a little slack for the
+    # server's own clock reading), however many feeds of the host were due at once.
+    assert min(gaps) >= 0.045, gaps
