@@ -4,8 +4,8 @@ A story is found by exact link first, then through the term index: the items of 
 ``window`` that share distinctive words with the new one, best first, checked with
 ``stories.same_story``. A poll's new items are placed together: a fixed number of statements
 per poll, whatever its size, each bounded by the window's volume, whatever the size of history.
-Two replicas clustering the same event at the same instant may open two stories for it; the
-next item joins one of them.
+On PostgreSQL, replicas place their polls' items one after another (an advisory lock held to
+the poll's commit), so two replicas never open two stories for the same event.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
@@ -27,6 +27,8 @@ from watcher.stories import StoryView, is_official, item_features, same_story
 # a later item of the same story will look up; an item's everyday words would only be postings to
 # write and to read.
 MAX_TERMS = 24
+# The advisory lock that serialises story placement across replicas on PostgreSQL ("stor" in ASCII).
+STORY_LOCK = 0x73746F72
 MAX_CANDIDATES = 10  # recent items compared in full per new item
 # A term indexed by more items than this within the window is not looked up: in a busy window a
 # word that common is no evidence of one story (like "market" or a big tech firm's name), and its
@@ -91,6 +93,11 @@ def assign_stories(
     # Core statements on the session's connection, in its transaction: the ORM's per-statement
     # bookkeeping would cost more than the work.
     c = s.connection()
+    if c.dialect.name == "postgresql":
+        # One replica places stories at a time, until its poll commits: two replicas reading the
+        # window at the same instant would each open a story for the same event. (SQLite has one
+        # writer anyway.) Fetching, parsing and matching still run in parallel across replicas.
+        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
     # The index only ever needs the window: older terms go, so its size follows the feed volume
     # of one window, never the size of history.
     c.execute(delete(StoryTermRow).where(col(StoryTermRow.seen_at) < since))

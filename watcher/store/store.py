@@ -240,7 +240,12 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             stmt = select(col(FeedRow.id), col(FeedRow.next_check_at)).where(col(FeedRow.id).in_(feed_ids))
             if due_by is not None:
                 stmt = stmt.where(or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= due_by))
-            due = s.execute(stmt.order_by(col(FeedRow.next_check_at), col(FeedRow.id)).limit(limit)).all()
+            stmt = stmt.order_by(col(FeedRow.next_check_at), col(FeedRow.id)).limit(limit)
+            if self.dialect == "postgresql":
+                # Replicas claiming at the same moment take disjoint sets instead of queueing on
+                # each other's row locks: rows another transaction is claiming are skipped.
+                stmt = stmt.with_for_update(skip_locked=True)
+            due = s.execute(stmt).all()
             claimed = []
             for feed_id, seen_next in due:
                 # Claim only if nobody changed the row since we read it.
