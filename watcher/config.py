@@ -88,6 +88,12 @@ class _Section(BaseModel):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite:///watcher.db"
+    # Apply schema migrations when the daemon starts; off, `watcher db upgrade` does it and the
+    # daemon refuses to start on an old schema.
+    migrate_on_start: bool = True
+    # Drop the text of items older than this (their keys and links stay, so they never alert
+    # again); 0 keeps everything.
+    retention: Duration = timedelta(0)
 
 
 class HttpConfig(_Section):
@@ -291,6 +297,7 @@ _SECTIONS: dict[Loc, type[BaseModel]] = {
     ("delivery",): DeliveryConfig,
     ("log",): LogConfig,
     ("stories",): StoriesConfig,
+    ("server",): ServerConfig,
 }
 
 
@@ -321,7 +328,7 @@ def _describe(data: dict[str, Any]) -> Any:
             return f'channel "{loc[1]}"', loc[2:]
         if len(loc) >= 2 and loc[0] == "route" and isinstance(loc[1], int):
             return f"route #{loc[1] + 1}", loc[2:]
-        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories"):
+        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories", "server"):
             return f"[{loc[0]}]", loc[1:]
         return "", loc
 
@@ -475,7 +482,7 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
         update={
             "path": path,
             "rules_dir": _resolve_path(base, config.rules_dir),
-            "database": DatabaseConfig(url=db_url),
+            "database": config.database.model_copy(update={"url": db_url}),
             "resolved_channels": channels,
             "resolved_routes": tuple(routes),
             "channel_min_severity": floors,

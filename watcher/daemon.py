@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +34,8 @@ log = structlog.get_logger("watcher.daemon")
 
 # Ctrl-C must return the prompt quickly: running work gets this long, then it is cancelled.
 SHUTDOWN_GRACE_SECONDS = 3.0
+# Scheduled retention ([database] retention): the first run at start, then this often.
+RETENTION_EVERY = timedelta(hours=6)
 
 
 class Daemon:
@@ -90,7 +94,18 @@ class Daemon:
     async def run(self) -> None:
         """Run until stopped by a signal or ``stop()``. Raises StoreError if the DB is unusable."""
         config = self.loaded.config
-        self.store = await asyncio.to_thread(Store.open, config.database.url, dry_run=self.dry_run)
+        migrate = config.database.migrate_on_start
+        self.store = await asyncio.to_thread(
+            partial(Store.open, config.database.url, dry_run=self.dry_run, migrate_schema=migrate)
+        )
+        if not migrate:
+            current, needed = await asyncio.to_thread(self.store.schema_status)
+            if current != needed:
+                await asyncio.to_thread(self.store.close)
+                raise StoreError(
+                    f"the database schema is at {current or 'nothing'}, this watcher needs {needed}: "
+                    "run `watcher db upgrade` (or set [database] migrate_on_start = true)"
+                )
         self.fetcher = make_fetcher(config)
         self.executor = make_executor(config)
         try:
@@ -103,10 +118,12 @@ class Daemon:
             self._install_signals()
             self.scheduler = AsyncIOScheduler(timezone="UTC")
             now = self.clock()
-            jobs = (
+            jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], timedelta]] = [
                 ("poll_due_feeds", self._poll_job, config.poll.check_every),
                 ("drain_outbox", self._drain_job, config.delivery.check_every),
-            )
+            ]
+            if config.database.retention:
+                jobs.append(("retention", self._retention_job, RETENTION_EVERY))
             for job_id, job, every in jobs:
                 # One run at a time, and a late run is one run, however many ticks it missed.
                 self.scheduler.add_job(
@@ -220,6 +237,22 @@ class Daemon:
         if self._stop.is_set() or self.outbox is None:
             return
         await self._guard("drain", self.outbox.drain())
+
+    async def _retention_job(self) -> None:
+        if self._stop.is_set() or self.store is None:
+            return
+        await self._guard("retention", self._retain())
+
+    async def _retain(self) -> None:
+        assert self.store is not None
+        keep = self.loaded.config.database.retention
+        if not keep:
+            return
+        purged = await asyncio.to_thread(partial(self.store.purge_text, self.clock() - keep, singleton=True))
+        if purged is None:
+            log.info("retention.skipped", reason="another replica is purging")
+        else:
+            log.info("retention.purged", items=purged, older_than_days=keep.days)
 
     async def _shutdown(self) -> None:
         if self.scheduler is not None and self.scheduler.running:

@@ -211,5 +211,5 @@ def test_fallback_must_be_another_channel(tmp_path: Path) -> None:
 
 def test_server_listen(tmp_path: Path) -> None:
     assert error_of(write(tmp_path, BASE + '\n[server]\nlisten = "localhost:http"\n')) == (
-        'config.toml:12: "server.listen": "localhost:http" is not host:port (for example "127.0.0.1:9464")'
+        'config.toml:12: [server]: "listen": "localhost:http" is not host:port (for example "127.0.0.1:9464")'
     )

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, false, func, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, event, false, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -126,15 +126,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise StoreError(f"cannot use database: {exc}") from None
 
 
-def migrate(connection: Connection) -> None:
-    """Bring the schema to the newest Alembic revision on this connection."""
-    from alembic import command
+# Advisory locks on PostgreSQL, for work exactly one replica may do at a time ("migr", "purg").
+MIGRATE_LOCK = 0x6D696772
+RETENTION_LOCK = 0x70757267
+
+
+def _alembic(connection: Connection) -> Any:
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest Alembic revision on this connection. On PostgreSQL, replicas
+    starting together migrate one at a time (the others then find nothing to do)."""
+    from alembic import command
+
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
+    command.upgrade(_alembic(connection), "head")
+
+
+def schema_revisions(connection: Connection) -> tuple[str | None, str]:
+    """(the database's Alembic revision, or None for an empty database; the newest this code knows)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic(connection)).get_current_head()
+    assert head is not None
+    return MigrationContext.configure(connection).get_current_revision(), head
 
 
 class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, PageQueueQueries):
@@ -171,6 +194,14 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
                     migrate(conn)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the database: {_reason(exc)}") from None
+
+    def schema_status(self) -> tuple[str | None, str]:
+        """(the database's schema revision, the one this code needs): equal when up to date."""
+        try:
+            with self.engine.connect() as conn:
+                return schema_revisions(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the schema revision: {_reason(exc)}") from None
 
     def close(self) -> None:
         if self._outer is not None:
@@ -431,10 +462,17 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             new_ids.update({key: id_ for id_, key in result.all()})
         return new_ids
 
-    def purge_text(self, before: datetime) -> int:
+    def purge_text(self, before: datetime, *, singleton: bool = False) -> int | None:
         """Drop the text of items first seen before ``before``; keys, links and hashes stay as
-        tombstones, so a purged item re-served by its feed is still known and never alerts again."""
+        tombstones, so a purged item re-served by its feed is still known and never alerts again.
+
+        With ``singleton`` (the daemon's scheduled retention), on PostgreSQL only one replica
+        purges at a time: the others return None at once instead of repeating the work."""
         with self._session() as s:
+            if singleton and self.dialect == "postgresql":
+                taken = s.execute(text(f"SELECT pg_try_advisory_xact_lock({RETENTION_LOCK})")).scalar()
+                if not taken:
+                    return None
             result = s.execute(
                 update(ItemRow)
                 .where(col(ItemRow.first_seen_at) < before)
