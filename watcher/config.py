@@ -119,6 +119,9 @@ class PollConfig(_Section):
     # A server's Cache-Control max-age, Expires, RSS ttl or Retry-After may lengthen a feed's
     # interval up to this, never shorten it.
     max_server_interval: Duration = timedelta(hours=24)
+    # How long a replica's claim on a feed it is polling lasts without renewal (it renews every
+    # third of it while polling): after a crash, its feeds are polled again within this.
+    claim_lease: Duration = timedelta(seconds=60)
 
 
 class DeliveryConfig(_Section):

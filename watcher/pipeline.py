@@ -37,8 +37,9 @@ from watcher.store.store import FeedState, Store
 
 log = structlog.get_logger("watcher.pipeline")
 
-# How long a claimed feed stays claimed if this process dies mid-poll.
-CLAIM_LEASE = timedelta(minutes=10)
+# A claimed feed stays claimed this long (poll.claim_lease) and the claim is renewed every third of
+# it while the poll is in flight: a replica that dies lets go of its feeds within one lease, and a
+# slow poll is never taken over by another replica while it is still running.
 # Linked pages are fetched once per URL and cached.
 ARTICLE_CACHE_FOR = timedelta(days=30)
 # An item waiting for its page: tries before it is matched on the feed's text alone, the wait
@@ -108,17 +109,16 @@ class Pipeline:
         """Poll every feed that is due (all of them with ``force``), concurrently."""
         ids = [f for f in self._feeds if only is None or f in only]
         now = self.clock()
+        until = now + self.config.poll.claim_lease
         # Forcing means "due now"; claiming still guards against a replica polling it too.
         states = await asyncio.to_thread(
-            partial(
-                self.store.claim_due_feeds,
-                ids,
-                due_by=None if force else now,
-                until=now + CLAIM_LEASE,
-                limit=len(ids),
-            )
+            partial(self.store.claim_due_feeds, ids, due_by=None if force else now, until=until, limit=len(ids))
         )
-        outcomes = list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
+        heartbeat = asyncio.create_task(self._keep_claims([s.id for s in states], until))
+        try:
+            outcomes = list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
+        finally:
+            heartbeat.cancel()
         try:
             pages = await self.read_pages(ids)
             waiting = await asyncio.to_thread(self.store.pages_waiting)
@@ -126,6 +126,20 @@ class Pipeline:
             log.error("pages.store_failed", error=str(exc))
             pages, waiting = {}, {}
         return _with_pages(outcomes, pages, waiting)
+
+    async def _keep_claims(self, feed_ids: list[str], until: datetime) -> None:
+        """Renew this cycle's claims every third of the lease until the cycle ends (cancelled). A
+        feed whose poll is done is no longer at ``until`` and is left alone by the renewal."""
+        lease = self.config.poll.claim_lease
+        while feed_ids:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            renewed = self.clock() + lease
+            try:
+                await asyncio.to_thread(self.store.renew_claims, feed_ids, until, renewed)
+            except StoreError as exc:  # the lease runs out; another replica may take over
+                log.warning("feeds.claim_renewal_failed", error=str(exc))
+                continue
+            until = renewed
 
     async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
         """Poll one feed. Never raises for a feed problem; the per-feed guard logs the unexpected."""

@@ -105,3 +105,38 @@ def test_one_host_gets_at_most_its_rate(tmp_path: Path, feed_server: Any) -> Non
     # Spacing is what the budget promises: 1/20 s between requests (a little slack for the
     # server's own clock reading), however many feeds of the host were due at once.
     assert min(gaps) >= 0.045, gaps
+
+
+def test_a_slow_poll_keeps_its_claim_and_a_dead_ones_lapses(tmp_path: Path, feed_server: Any) -> None:
+    """The lease is renewed while a poll runs, so another replica never takes over a slow feed;
+    a claim nobody renews (the replica died) lapses after one lease."""
+    slow = feed_server.route("/slow.rss", body=RSS.format(ttl=""), delay=3.0)
+    config, store = _setup(tmp_path, {"slow": slow, "dead": feed_server.route("/dead.rss", body="x")})
+    config = config.model_copy(update={"poll": config.poll.model_copy(update={"claim_lease": timedelta(seconds=2)})})
+    other = Store.open(config.database.url)
+    clock = lambda: datetime.now(UTC)  # noqa: E731 - real time: the lease is about real seconds
+    # The "dead" replica claimed its feed and vanished: nobody renews that claim.
+    assert [f.id for f in other.claim_due_feeds(["dead"], due_by=None, until=clock() + timedelta(seconds=2), limit=1)]
+
+    async def run() -> list[str]:
+        fetcher = make_fetcher(config)
+        try:
+            poll = asyncio.create_task(Pipeline(config, [], store, fetcher, clock=clock).poll_due(only=["slow"]))
+            await asyncio.sleep(2.5)  # past the first lease
+            taken = await asyncio.to_thread(
+                other.claim_due_feeds, ["slow", "dead"], due_by=clock(), until=clock() + timedelta(seconds=2), limit=2
+            )
+            await poll
+            return [f.id for f in taken]
+        finally:
+            await fetcher.aclose()
+
+    try:
+        taken = asyncio.run(run())
+        state = store.feed_state("slow")
+    finally:
+        store.close()
+        other.close()
+    assert taken == ["dead"]  # the slow poll's claim was renewed; the dead replica's lapsed
+    assert state is not None and state.next_check_at is not None
+    assert state.next_check_at - datetime.now(UTC) > timedelta(minutes=14)  # the poll finished normally

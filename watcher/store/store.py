@@ -294,6 +294,19 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             by_id = {r.id: _feed_state(r) for r in rows}
             return [by_id[i] for i in claimed]
 
+    def renew_claims(self, feed_ids: Sequence[str], until: datetime, renewed: datetime) -> int:
+        """Extend the claims that still end at ``until`` (ours, still in flight) to ``renewed``; a
+        feed whose poll finished has its next check instead, and keeps it."""
+        if not feed_ids:
+            return 0
+        with self._session() as s:
+            result = s.execute(
+                update(FeedRow)
+                .where(col(FeedRow.id).in_(sorted(feed_ids)), col(FeedRow.next_check_at) == until)
+                .values(next_check_at=renewed)
+            )
+            return rowcount(result)
+
     def feed_state(self, feed_id: str) -> FeedState | None:
         with self._session() as s:
             row = s.get(FeedRow, feed_id)
