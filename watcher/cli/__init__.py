@@ -22,6 +22,7 @@ from watcher import __version__
 from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
 from watcher.cli.common import Ctx, out, print_json, when
 from watcher.cli.db import db
+from watcher.cli.demo import demo
 from watcher.cli.rules import load_and_report, rules, save
 from watcher.cli.silence import silence
 from watcher.config import load_config
@@ -482,6 +483,7 @@ def notify_test(obj: Ctx, channel: str) -> None:
 
 cli.add_command(rules)
 cli.add_command(db)
+cli.add_command(demo)
 cli.add_command(silence)
 cli.add_command(save)
 
