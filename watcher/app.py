@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watcher.config import Config, load_config
+from watcher.config import Config, FeedConfig, load_config
 from watcher.errors import RuleError
 from watcher.feeds.fetch import Fetcher, FetchPolicy
 from watcher.model import Rule
@@ -21,6 +21,7 @@ from watcher.notify.outbox import RetryPolicy
 from watcher.notify.render import Renderer
 from watcher.notify.samples import check_templates
 from watcher.rules import load_rules
+from watcher.store.store import Store
 
 
 def utcnow() -> datetime:
@@ -101,3 +102,42 @@ def make_executor(config: Config) -> Executor | None:
     return ProcessPoolExecutor(
         max_workers=min(workers, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
     )
+
+
+def merge_stored_feeds(config: Config, store: Store) -> Config:
+    """The config with the feeds added by `watcher feeds add` / `import`, and paused feeds disabled.
+
+    The config file wins on an id clash: its ``[[feed]]`` block is polled and the stored one is
+    ignored (`feeds add` refuses a config id, so a clash only arises when the config later gains
+    the id). Pausing is database state and applies to config feeds too.
+    """
+    paused = store.paused_feed_ids()
+    feeds = [f.model_copy(update={"enabled": False}) if f.id in paused else f for f in config.feeds]
+    defined = {f.id for f in config.feeds}
+    for s in store.cli_feeds():
+        if s.id in defined:
+            continue
+        interval = timedelta(seconds=s.interval_seconds) if s.interval_seconds else None
+        feeds.append(
+            FeedConfig(
+                id=s.id,
+                url=s.url,
+                title=s.title,
+                interval=interval,
+                tags=list(s.tags),
+                full_text=s.full_text,
+                enabled=not s.paused,
+            )
+        )
+    return config.model_copy(update={"feeds": feeds})
+
+
+def load_stored_feeds(loaded: Loaded) -> Loaded:
+    """``merge_stored_feeds`` for a command that has no store open yet. Reads in a transaction
+    that is rolled back, so even `poll --dry-run` records nothing. Raises StoreError."""
+    store = Store.open(loaded.config.database.url, dry_run=True)
+    try:
+        config = merge_stored_feeds(loaded.config, store)
+    finally:
+        store.close()
+    return replace(loaded, config=config)

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher.app import Clock, Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
+from watcher.app import Clock, Loaded, load, make_executor, make_fetcher, merge_stored_feeds, retry_policy, utcnow
 from watcher.errors import ConfigError, StoreError
 from watcher.feeds.fetch import Fetcher
 from watcher.metrics import Metrics, StoreSnapshot
@@ -66,7 +66,7 @@ class Daemon:
 
     def _build(self, loaded: Loaded) -> None:
         assert self.store is not None and self.fetcher is not None
-        config = loaded.config
+        config = merge_stored_feeds(loaded.config, self.store)
         self.store.sync_feeds([FeedSpec(f.id, f.url, f.title) for f in config.feeds if f.enabled], self.clock())
         self.pipeline = Pipeline(
             config,

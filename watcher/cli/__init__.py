@@ -19,10 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from watcher import __version__
-from watcher.app import Loaded, load, make_executor, make_fetcher, retry_policy, utcnow
+from watcher.app import Loaded, load, load_stored_feeds, make_executor, make_fetcher, retry_policy, utcnow
 from watcher.cli.common import Ctx, out, print_json, when
 from watcher.cli.db import db
 from watcher.cli.demo import demo
+from watcher.cli.feeds import feeds
 from watcher.cli.rules import load_and_report, rules, save
 from watcher.cli.silence import silence
 from watcher.config import load_config
@@ -125,7 +126,7 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
       watcher poll --once
       watcher poll --once --feed cma-cases --dry-run
     """
-    loaded = obj.load()
+    loaded = load_stored_feeds(obj.load())
     config = loaded.config
     unknown = [f for f in feeds if config.feed(f) is None]
     if unknown:
@@ -217,45 +218,6 @@ def check(obj: Ctx) -> None:
     out.print(f"OK      {len(loaded.rules)} rules in all")
     for line in loaded.templates:
         out.print(f"OK      {escape(line)}")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def feeds(obj: Ctx, as_json: bool) -> None:
-    """Show each feed's state: last check, next check, errors, items stored.
-
-    \b
-    Example:
-      watcher feeds
-    """
-    loaded = obj.load()
-    store = Store.open(loaded.config.database.url)
-    try:
-        statuses = store.feed_statuses()
-    finally:
-        store.close()
-    configured = {f.id for f in loaded.config.feeds if f.enabled}
-    if as_json:
-        print_json([asdict(s) | {"configured": s.id in configured} for s in statuses])
-        return
-    table = Table(title="Feeds", title_justify="left")
-    columns = ("feed", "items", "waiting for page", "last check", "last success", "next check", "errors", "last error")
-    for col in columns:
-        table.add_column(col)
-    for s in statuses:
-        name = s.id if s.id in configured else f"{s.id} (not in config)"
-        table.add_row(
-            name,
-            str(s.items),
-            str(s.pages_waiting),
-            when(s.last_checked_at),
-            when(s.last_success_at),
-            when(s.next_check_at),
-            str(s.error_count),
-            (s.last_error or "")[:80],
-        )
-    out.print(table)
 
 
 @cli.group(invoke_without_command=True)
@@ -482,10 +444,11 @@ def notify_test(obj: Ctx, channel: str) -> None:
 
 
 cli.add_command(rules)
+cli.add_command(feeds)
 cli.add_command(db)
-cli.add_command(demo)
 cli.add_command(silence)
 cli.add_command(save)
+cli.add_command(demo)
 
 
 def _fail(message: str, code: int, debug: bool) -> NoReturn:

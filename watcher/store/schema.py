@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
@@ -56,6 +56,15 @@ class FeedRow(SQLModel, table=True):
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = _ts()
+    # Where the feed is defined: "config" (a [[feed]] block; the file wins on an id clash), "cli"
+    # (`watcher feeds add` / `import`: the settings below are its definition) or "removed" (no
+    # longer watched; its items stay as tombstones, so nothing of it alerts twice).
+    source: str = Field(default="config", sa_column=Column(String(16), nullable=False, server_default="config"))
+    # `watcher feeds pause`: not polled until resumed, whichever source defines the feed.
+    paused: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    interval_seconds: int | None = Field(default=None, sa_column=Column(Integer))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    full_text: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class ItemRow(SQLModel, table=True):

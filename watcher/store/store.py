@@ -28,6 +28,7 @@ from watcher.store.claims import rowcount
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.digest_queries import DigestQueries
+from watcher.store.feed_admin import FeedAdminQueries
 from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
 from watcher.store.page_queue import PageQueueQueries, item_from_row
 from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow
@@ -160,7 +161,7 @@ def schema_revisions(connection: Connection) -> tuple[str | None, str]:
     return MigrationContext.configure(connection).get_current_revision(), head
 
 
-class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, PageQueueQueries):
+class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, PageQueueQueries, FeedAdminQueries):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
