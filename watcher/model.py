@@ -54,6 +54,7 @@ class FetchResult:
     headers: Mapping[str, str]
     etag: str | None = None
     last_modified: str | None = None
+    moved_to: str | None = None  # every redirect was permanent (301, 308): the feed's new address
 
     @property
     def is_modified(self) -> bool:

@@ -163,9 +163,14 @@ class Pipeline:
     async def _poll(
         self, feed: FeedConfig, state: FeedState, bound: structlog.typing.FilteringBoundLogger
     ) -> PollOutcome:
-        etag, modified = (state.etag, state.last_modified) if state.url == feed.url else (None, None)
-        result = await self.fetcher.fetch(feed.id, feed.url, etag=etag, last_modified=modified)
+        # A feed that moved for good (301/308) from its configured address is polled where it went.
+        url = state.url if state.moved_from == feed.url and state.url else feed.url
+        etag, modified = (state.etag, state.last_modified) if state.url == url else (None, None)
+        result = await self.fetcher.fetch(feed.id, url, etag=etag, last_modified=modified)
         now = self.clock()
+        if result.moved_to and result.moved_to != url:
+            await asyncio.to_thread(self.store.feed_moved, feed.id, feed.url, result.moved_to)
+            bound.warning("feed.moved", to=self.config.redactor(result.moved_to), status="permanent redirect")
         if not result.is_modified:
             next_check = now + self._polite_interval(feed, result, None, now)
             await asyncio.to_thread(self.store.record_not_modified, feed.id, now, next_check)
@@ -448,6 +453,11 @@ class Pipeline:
     ) -> PollOutcome:
         now = self.clock()
         errors = state.error_count + 1
+        if isinstance(exc, FetchError) and exc.status == 410:
+            reason = "gone (HTTP 410): the publisher removed this feed; `watcher feeds resume` tries it again"
+            await asyncio.to_thread(self.store.feed_gone, feed.id, now, reason)
+            bound.warning("feed.gone", error=reason)
+            return PollOutcome(feed.id, "failed", error=reason)
         delay = self.backoff(feed, errors)
         if isinstance(exc, FetchError) and exc.retry_after_seconds:
             # The server said when (429, 503): honoured, within the same bound as its caching hints.

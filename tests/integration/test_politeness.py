@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import itertools
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -94,17 +93,19 @@ def test_one_host_gets_at_most_its_rate(tmp_path: Path, feed_server: Any) -> Non
             seen.append(time.monotonic())
         return Response(200, {"content-type": "application/rss+xml"}, RSS.format(ttl=""))
 
-    feeds = {f"f{i}": feed_server.handler(f"/feed{i}.rss", serve) for i in range(12)}
+    feeds = {f"f{i}": feed_server.handler(f"/feed{i}.rss", serve) for i in range(30)}
     config, store = _setup(tmp_path, feeds, extra="[http]\nper_host_rate = 20\nmax_per_host = 8\n")
     try:
         _poll(config, store)
     finally:
         store.close()
-    assert len(seen) == 12
-    gaps = [b - a for a, b in itertools.pairwise(seen)]
-    # Spacing is what the budget promises: 1/20 s between requests (a little slack for the
-    # server's own clock reading), however many feeds of the host were due at once.
-    assert min(gaps) >= 0.045, gaps
+    assert len(seen) == 30
+    # The budget: 20 requests a second (10 in any half second; requests leave on schedule, and a
+    # new connection's setup may delay one or two onto the next's heels). Unpaced, all 30 would
+    # arrive within a few milliseconds.
+    busiest = max(sum(1 for t in seen if start <= t < start + 0.5) for start in seen)
+    assert busiest <= 13, busiest
+    assert seen[-1] - seen[0] >= 29 / 20 - 0.1  # thirty requests took their share of time
 
 
 def test_a_slow_poll_keeps_its_claim_and_a_dead_ones_lapses(tmp_path: Path, feed_server: Any) -> None:
@@ -140,3 +141,33 @@ def test_a_slow_poll_keeps_its_claim_and_a_dead_ones_lapses(tmp_path: Path, feed
     assert taken == ["dead"]  # the slow poll's claim was renewed; the dead replica's lapsed
     assert state is not None and state.next_check_at is not None
     assert state.next_check_at - datetime.now(UTC) > timedelta(minutes=14)  # the poll finished normally
+
+
+def test_moved_feeds_follow_and_gone_feeds_stop(tmp_path: Path, feed_server: Any) -> None:
+    """301 moves the feed for good (kept across a restart's sync); 302 does not; 410 pauses it."""
+    body = RSS.format(ttl="")
+    new_url = feed_server.route("/new.rss", body=body)
+    feed_server.route("/old.rss", status=301, headers={"Location": new_url})
+    feed_server.route("/tmp.rss", status=302, headers={"Location": feed_server.url("/elsewhere.rss")})
+    feed_server.route("/elsewhere.rss", body=body)
+    feeds = {"moved": feed_server.url("/old.rss"), "visiting": feed_server.url("/tmp.rss")}
+    feeds["gone"] = feed_server.route("/gone.rss", status=410)
+    config, store = _setup(tmp_path, feeds)
+    try:
+        _poll(config, store)
+        _poll(config, store)
+        # A restart syncs the config's feeds again: the move must survive it.
+        store.sync_feeds([FeedSpec(f.id, f.url) for f in config.feeds], NOW)
+        _poll(config, store)
+        moved, visiting, gone = (store.feed_state(f) for f in ("moved", "visiting", "gone"))
+        statuses = {s.id: s for s in store.feed_statuses()}
+    finally:
+        store.close()
+    assert moved is not None and moved.url == new_url and moved.moved_from == feeds["moved"]
+    assert len(feed_server.requests_for("/old.rss")) == 1  # then straight to the new address
+    assert len(feed_server.requests_for("/new.rss")) == 3
+    assert visiting is not None and visiting.url == feeds["visiting"]  # a 302 is not a move
+    assert len(feed_server.requests_for("/tmp.rss")) == 3
+    assert len(feed_server.requests_for("/gone.rss")) == 1  # paused: never asked again
+    assert gone is not None and gone.next_check_at is not None and gone.next_check_at > NOW + timedelta(days=365)
+    assert "410" in (statuses["gone"].last_error or "") and statuses["moved"].url == new_url

@@ -228,7 +228,9 @@ class Fetcher:
             else:
                 raise _status_error(feed_id, url, response)
             plain = {k.lower(): v for k, v in response.headers.items() if k.lower() not in _WIRE_HEADERS}
-            return FetchResult(url, str(response.url), status, body, plain, etag, last_modified)
+            hops = [r.status_code for r in response.history]
+            moved = str(response.url) if hops and all(h in (301, 308) for h in hops) else None
+            return FetchResult(url, str(response.url), status, body, plain, etag, last_modified, moved)
 
     async def _read_body(self, response: httpx.Response) -> bytes:
         limit = self._policy.max_body_bytes

@@ -65,6 +65,9 @@ class FeedRow(SQLModel, table=True):
     interval_seconds: int | None = Field(default=None, sa_column=Column(Integer))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     full_text: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    # The configured address a permanent redirect (301, 308) replaced with ``url``: while the
+    # config still says that address, the feed is polled at ``url``.
+    moved_from: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class ItemRow(SQLModel, table=True):

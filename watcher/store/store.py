@@ -51,6 +51,7 @@ class FeedState:
     error_count: int
     last_success_at: datetime | None
     next_check_at: datetime | None
+    moved_from: str | None = None  # the configured URL a permanent redirect replaced with ``url``
 
     @property
     def is_first_poll(self) -> bool:
@@ -251,11 +252,19 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             )
             s.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
             for r in rows:
+                # A feed that moved (301) from the configured URL keeps its new one; any other
+                # change of URL in the config is a new address, and the old validators go.
+                moved = col(FeedRow.moved_from) == r["url"]
                 s.execute(
                     update(FeedRow)
                     .where(col(FeedRow.id) == r["id"])
-                    .where(or_(col(FeedRow.url) != r["url"], col(FeedRow.title) != r["title"]))
-                    .values(url=r["url"], title=r["title"], etag=None, last_modified=None)
+                    .where(col(FeedRow.url) != r["url"], or_(col(FeedRow.moved_from).is_(None), ~moved))
+                    .values(url=r["url"], etag=None, last_modified=None, moved_from=None)
+                )
+                s.execute(
+                    update(FeedRow)
+                    .where(col(FeedRow.id) == r["id"], col(FeedRow.title) != r["title"])
+                    .values(title=r["title"])
                 )
 
     def claim_due_feeds(
@@ -269,7 +278,9 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
         if not feed_ids:
             return []
         with self._session() as s:
-            stmt = select(col(FeedRow.id), col(FeedRow.next_check_at)).where(col(FeedRow.id).in_(feed_ids))
+            stmt = select(col(FeedRow.id), col(FeedRow.next_check_at)).where(
+                col(FeedRow.id).in_(feed_ids), col(FeedRow.paused) == false()  # paused: never, even forced
+            )
             if due_by is not None:
                 stmt = stmt.where(or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= due_by))
             stmt = stmt.order_by(col(FeedRow.next_check_at), col(FeedRow.id)).limit(limit)
@@ -294,6 +305,31 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             rows = s.execute(select(FeedRow).where(col(FeedRow.id).in_(claimed))).scalars().all()
             by_id = {r.id: _feed_state(r) for r in rows}
             return [by_id[i] for i in claimed]
+
+    def feed_moved(self, feed_id: str, configured: str, new_url: str) -> None:
+        """Poll the feed at ``new_url`` from now on (its server answered a permanent redirect)."""
+        with self._session() as s:
+            s.execute(
+                update(FeedRow)
+                .where(col(FeedRow.id) == feed_id)
+                .values(url=new_url, moved_from=configured, etag=None, last_modified=None)
+            )
+
+    def feed_gone(self, feed_id: str, now: datetime, reason: str) -> None:
+        """Stop polling a feed its server says is gone (410): paused, with the reason as its error,
+        until someone runs `watcher feeds resume`."""
+        with self._session() as s:
+            s.execute(
+                update(FeedRow)
+                .where(col(FeedRow.id) == feed_id)
+                .values(
+                    paused=True,
+                    last_checked_at=now,
+                    next_check_at=now + timedelta(days=3650),
+                    error_count=col(FeedRow.error_count) + 1,
+                    last_error=reason[:2000],
+                )
+            )
 
     def renew_claims(self, feed_ids: Sequence[str], until: datetime, renewed: datetime) -> int:
         """Extend the claims that still end at ``until`` (ours, still in flight) to ``renewed``; a
@@ -601,7 +637,14 @@ def _success(now: datetime, next_check_at: datetime) -> dict[str, Any]:
 
 def _feed_state(row: FeedRow) -> FeedState:
     return FeedState(
-        row.id, row.url, row.etag, row.last_modified, row.error_count, row.last_success_at, row.next_check_at
+        row.id,
+        row.url,
+        row.etag,
+        row.last_modified,
+        row.error_count,
+        row.last_success_at,
+        row.next_check_at,
+        row.moved_from,
     )
 
 
