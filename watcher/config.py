@@ -239,6 +239,20 @@ class RouteConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class HealthConfig(_Section):
+    """Source health: a feed failing for a while, silent for much longer than its own cadence, or
+    serving HTML instead of a feed raises one alert of its own on ``channel``, and one when it
+    recovers. Off when ``channel`` is empty."""
+
+    channel: Slug | None = None
+    failing_after: Duration = timedelta(hours=6)
+    # Silent: no new item for this many times the feed's usual gap between items (learned from the
+    # publication dates of its last items), and never less than silent_min.
+    silent_factor: float = Field(default=5.0, gt=1)
+    silent_min: Duration = timedelta(days=2)
+    check_every: Duration = timedelta(minutes=5)
+
+
 class ServerConfig(_Section):
     """The health and metrics endpoints (/healthz, /readyz, /metrics). Off when ``listen`` is empty;
     a bare port listens on loopback only, since the metrics name every feed and rule."""
@@ -272,6 +286,7 @@ class Config(_Section):
     log: LogConfig = LogConfig()
     stories: StoriesConfig = StoriesConfig()
     server: ServerConfig = ServerConfig()
+    health: HealthConfig = HealthConfig()
     feeds: list[FeedConfig] = Field(default_factory=list, alias="feed")
     channels: dict[Slug, ChannelConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list, alias="route")
@@ -301,6 +316,7 @@ _SECTIONS: dict[Loc, type[BaseModel]] = {
     ("log",): LogConfig,
     ("stories",): StoriesConfig,
     ("server",): ServerConfig,
+    ("health",): HealthConfig,
 }
 
 
@@ -331,7 +347,7 @@ def _describe(data: dict[str, Any]) -> Any:
             return f'channel "{loc[1]}"', loc[2:]
         if len(loc) >= 2 and loc[0] == "route" and isinstance(loc[1], int):
             return f"route #{loc[1] + 1}", loc[2:]
-        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories", "server"):
+        if len(loc) >= 2 and loc[0] in ("database", "http", "poll", "delivery", "log", "stories", "server", "health"):
             return f"[{loc[0]}]", loc[1:]
         return "", loc
 
@@ -448,6 +464,13 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
                 shown,
                 lines.line_of(("channels", name, "fallback")),
             )
+
+    if config.health.channel is not None and config.health.channel not in channels:
+        raise ConfigError(
+            f'[health] "channel": unknown channel "{config.health.channel}" (known: {", ".join(sorted(channels))})',
+            shown,
+            lines.line_of(("health", "channel")),
+        )
 
     for i, name in enumerate(config.delivery.default_channels):
         if name not in channels:

@@ -26,6 +26,7 @@ from watcher.errors import ConfigError, StoreError
 from watcher.feeds.fetch import Fetcher
 from watcher.metrics import Metrics, StoreSnapshot
 from watcher.notify.outbox import Outbox
+from watcher.notify.source_alerts import report_sources
 from watcher.pipeline import Pipeline
 from watcher.server import HealthServer
 from watcher.store.store import FeedSpec, Store
@@ -124,6 +125,8 @@ class Daemon:
             ]
             if config.database.retention:
                 jobs.append(("retention", self._retention_job, RETENTION_EVERY))
+            if config.health.channel:
+                jobs.append(("source_health", self._health_job, config.health.check_every))
             for job_id, job, every in jobs:
                 # One run at a time, and a late run is one run, however many ticks it missed.
                 self.scheduler.add_job(
@@ -237,6 +240,12 @@ class Daemon:
         if self._stop.is_set() or self.outbox is None:
             return
         await self._guard("drain", self.outbox.drain())
+
+    async def _health_job(self) -> None:
+        if self._stop.is_set() or self.store is None or self.outbox is None or self.pipeline is None:
+            return
+        config = self.pipeline.config  # with the feeds added from the command line
+        await self._guard("health", report_sources(self.store, config, self.outbox.send_notice, self.clock()))
 
     async def _retention_job(self) -> None:
         if self._stop.is_set() or self.store is None:

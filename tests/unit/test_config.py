@@ -14,6 +14,7 @@ from watcher.config import (
     DatabaseConfig,
     DeliveryConfig,
     FeedConfig,
+    HealthConfig,
     HttpConfig,
     LogConfig,
     PollConfig,
@@ -167,6 +168,7 @@ def test_example_config_loads() -> None:
         DeliveryConfig,
         LogConfig,
         ServerConfig,
+        HealthConfig,
         FeedConfig,
         ChannelConfig,
     ],
@@ -178,7 +180,19 @@ def test_every_option_is_in_the_example(model: type) -> None:
         if field.exclude:
             continue
         key = field.alias or name
-        if key in ("feed", "channels", "database", "http", "poll", "delivery", "log", "stories", "route", "server"):
+        if key in (
+            "feed",
+            "channels",
+            "database",
+            "http",
+            "poll",
+            "delivery",
+            "log",
+            "stories",
+            "route",
+            "server",
+            "health",
+        ):
             assert re.search(rf"^#?\s*\[+{key}[\].]", text, re.M), key
         else:
             assert re.search(rf"^#?\s*{re.escape(key)} = ", text, re.M), f"{model.__name__}.{key} missing"

@@ -105,6 +105,14 @@ class Outbox:
         self._rng = rng or random.Random()
         self._digest_channels = {n for n, c in self.channels.items() if c.mode == "digest"}
 
+    def send_notice(self, channel_name: str, message: Message) -> DeliveryResult:
+        """Send one message of watcher's own (source health) to a channel, now, with no retry: the
+        caller records what was said only when this says it arrived."""
+        channel = self.channels.get(channel_name)
+        if channel is None:
+            return DeliveryResult(channel_name, False, f"channel {channel_name!r} is not in the config", False)
+        return self._deliver(channel, message)
+
     def _default_deliver(self, channel: Channel, message: Message) -> DeliveryResult:
         if self.dry_run:
             # Dry run: show what would go out, to the console, whatever the channel.

@@ -285,6 +285,17 @@ class ChannelHealthRow(SQLModel, table=True):
     paused_until: datetime | None = _ts()
 
 
+class SourceHealthRow(SQLModel, table=True):
+    """A feed's open problem (failing, silent, serving HTML), reported once; the row goes when it
+    recovers, and the recovery is reported then."""
+
+    __tablename__ = "source_health"
+
+    feed_id: str = Field(foreign_key="feeds.id", primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    since: datetime | None = _ts(nullable=False)
+
+
 metadata = SQLModel.metadata
 
 

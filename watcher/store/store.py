@@ -33,6 +33,7 @@ from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
 from watcher.store.page_queue import PageQueueQueries, item_from_row
 from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow
 from watcher.store.silences import SilenceQueries
+from watcher.store.source_health import SourceHealthQueries
 from watcher.stories import OFFICIAL_DOMAINS
 
 # SQLite allows 32766 bound parameters per statement; items have 13 columns.
@@ -162,7 +163,15 @@ def schema_revisions(connection: Connection) -> tuple[str | None, str]:
     return MigrationContext.configure(connection).get_current_revision(), head
 
 
-class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, PageQueueQueries, FeedAdminQueries):
+class Store(
+    OutboxQueries,
+    DigestQueries,
+    ChannelHealthQueries,
+    SilenceQueries,
+    PageQueueQueries,
+    FeedAdminQueries,
+    SourceHealthQueries,
+):
     """All database access. Thread-safe; methods are synchronous and short."""
 
     def __init__(self, engine: Engine, *, dry_run: bool = False):
@@ -279,7 +288,8 @@ class Store(OutboxQueries, DigestQueries, ChannelHealthQueries, SilenceQueries, 
             return []
         with self._session() as s:
             stmt = select(col(FeedRow.id), col(FeedRow.next_check_at)).where(
-                col(FeedRow.id).in_(feed_ids), col(FeedRow.paused) == false()  # paused: never, even forced
+                col(FeedRow.id).in_(feed_ids),
+                col(FeedRow.paused) == false(),  # paused: never, even forced
             )
             if due_by is not None:
                 stmt = stmt.where(or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= due_by))
