@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -199,3 +200,37 @@ def test_health_readiness_and_metrics(tmp_path: Path, feed_server: Any, smtp_sin
     _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert _get(f"{base}/healthz")[0] == 0  # the server went with the process
+
+
+def test_sigterm_during_a_busy_poll_exits_cleanly(tmp_path: Path, feed_server: Any, daemon: Any) -> None:
+    """Stopped mid-cycle, with some feeds answered and others still waiting on a slow server: the
+    process exits 0 within the grace period, and each feed is either stored whole or not at all."""
+    fast = [
+        feed_server.feed(f"/fast{i}.atom", atom(cma_entries(NOW, total=5, matching=1)), etag=f'"f{i}"')
+        for i in range(5)
+    ]
+    slow = [feed_server.route(f"/slow{i}.atom", body=atom(cma_entries(NOW, total=5)), delay=30) for i in range(5)]
+    extra = "".join(f'\n[[feed]]\nid = "feed{i}"\nurl = "{url}"\n' for i, url in enumerate(fast + slow))
+    db = tmp_path / "w.db"
+    config = write_setup(tmp_path, fast[0], ["json://127.0.0.1:9/hook"], f"sqlite:///{db}", extra=extra)
+    config.write_text(
+        config.read_text()
+        .replace('deadline = "5s"', 'deadline = "60s"\nmax_per_host = 20')
+        .replace('read_timeout = "2s"', 'read_timeout = "60s"')
+    )
+    proc = daemon(config)
+    wait_until(
+        lambda: len(feed_server.requests_for("/slow4.atom")) >= 1 and len(feed_server.requests_for("/fast4.atom")) >= 1
+    )
+    time.sleep(1.0)  # the fast feeds are stored; the slow ones are mid-request
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=20)
+    stopped_in = time.monotonic() - started
+    assert proc.returncode == 0, err[-2000:]
+    assert "daemon.stopped" in err
+    assert stopped_in < 15  # the grace period (3 s) and closing, not the 30 s the server would take
+    with sqlite3.connect(db) as conn:
+        counts = dict(conn.execute("select feed_id, count(*) from items group by feed_id").fetchall())
+    assert all(n == 5 for n in counts.values()), counts  # whole polls only
+    assert not any(f"feed{i}" in counts for i in range(5, 10))  # the interrupted ones stored nothing
