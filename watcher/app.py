@@ -79,6 +79,7 @@ def fetch_policy(config: Config) -> FetchPolicy:
         max_connections=http.max_connections,
         max_per_host=http.max_per_host,
         per_host_rate=http.per_host_rate,
+        block_private_addresses=http.block_private_addresses,
     )
 
 

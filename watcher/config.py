@@ -107,6 +107,9 @@ class HttpConfig(_Section):
     max_per_host: int = Field(default=2, gt=0)
     # Requests per second to one host, shared by every feed and page on it; 0: no limit.
     per_host_rate: float = Field(default=0.0, ge=0)
+    # Refuse feeds, pages and redirects that resolve to loopback, private, link-local (cloud
+    # metadata) or multicast addresses: on where the people who add feeds are not all trusted.
+    block_private_addresses: bool = False
 
 
 class PollConfig(_Section):

@@ -22,6 +22,7 @@ from urllib.request import url2pathname
 import httpx
 
 from watcher.errors import FetchError, FetchFailure
+from watcher.feeds.guard import GuardedBackend
 from watcher.httpdate import parse_retry_after
 from watcher.model import FetchResult
 
@@ -62,6 +63,7 @@ class FetchPolicy:
     max_connections: int = 20  # across all hosts
     max_per_host: int = 2
     per_host_rate: float = 0.0  # requests per second to one host, whichever feed asks; 0: no limit
+    block_private_addresses: bool = False  # see feeds/guard.py
 
 
 class BodyTooLarge(Exception):
@@ -140,14 +142,18 @@ class Fetcher:
         self._slots = asyncio.Semaphore(policy.max_connections)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._host_next: dict[str, float] = {}  # host -> loop time of its next free request slot
+        limits = httpx.Limits(max_connections=policy.max_connections, max_keepalive_connections=policy.max_connections)
+        if transport is None and policy.block_private_addresses:
+            guarded = httpx.AsyncHTTPTransport(http2=True, limits=limits)
+            # httpx has no public hook for the network backend; httpcore's pool takes one.
+            guarded._pool._network_backend = GuardedBackend(guarded._pool._network_backend)
+            transport = guarded
         self._client = httpx.AsyncClient(
             http2=True,
             timeout=httpx.Timeout(policy.read_timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=True,
             max_redirects=policy.max_redirects,
-            limits=httpx.Limits(
-                max_connections=policy.max_connections, max_keepalive_connections=policy.max_connections
-            ),
+            limits=limits,
             headers={"User-Agent": policy.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
             transport=transport,
             event_hooks={"response": [self._bound_redirect_body]},
