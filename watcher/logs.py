@@ -13,14 +13,18 @@ from typing import Any, TextIO
 
 import structlog
 
+from watcher.inert import inert
 from watcher.redact import Redactor
 
 _current = Redactor()
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # Masked, then made inert: a feed's title may carry terminal escapes or a forged newline.
     for key, value in list(event.items()):
-        if isinstance(value, str):
+        if isinstance(value, str) and key != "exception":
+            event[key] = inert(_current(value), keep_newlines=False)
+        elif isinstance(value, str):
             event[key] = _current(value)
     return event
 

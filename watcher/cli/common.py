@@ -11,9 +11,19 @@ from rich.console import Console
 
 from watcher.app import Loaded, load
 from watcher.config import config_path_from
+from watcher.inert import inert
 from watcher.logs import configure_logging
 
-out = Console(highlight=False, soft_wrap=True)
+
+class _InertConsole(Console):
+    """Every string printed (table cells included) has its control and bidi characters shown as
+    escapes: feed text reaches this terminal, and must not drive it."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(inert(text), **kwargs)
+
+
+out = _InertConsole(highlight=False, soft_wrap=True)
 
 
 class Ctx:
