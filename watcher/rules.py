@@ -281,7 +281,10 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*.toml") if p.is_file()))
+            # Hidden folders are skipped: a Kubernetes ConfigMap volume holds each file twice (the
+            # visible name links into a hidden ..<timestamp>/ folder), and a git checkout has .git/.
+            found = (p for p in path.rglob("*.toml") if not any(s.startswith(".") for s in p.relative_to(path).parts))
+            out.extend(sorted(p for p in found if p.is_file()))
         elif path.exists():
             out.append(path)
         else:
