@@ -68,6 +68,7 @@ def hooks() -> Iterator[Hooks]:
     h = Hooks()
     yield h
     h.server.shutdown()
+    h.server.server_close()
 
 
 def test_three_replicas_share_the_work(tmp_path: Path, pg_url: str, feed_server: Any, hooks: Hooks) -> None:
