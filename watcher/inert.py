@@ -4,7 +4,8 @@ escapes instead of acted on.
 A feed title carrying ``ESC[2J`` would clear an operator's terminal, one carrying U+202E would
 display reversed ("Trojan Source", CVE-2021-42574), and a newline would forge a log line. They
 are rare in honest feeds and never needed to read one; shown as ``\\x1b``, ``\\u202e``, they tell
-the reader someone tried. Messages to channels have their own escaping (``notify/markup``).
+the reader someone tried. Messages to channels drop the same characters (``notify/markup``) and
+escape the rest for their format.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 
 # C0 controls (tab and newline kept where ``keep_newlines``), DEL, C1, bidi embeddings, overrides
 # and isolates.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _CONTROLS_AND_NEWLINES = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -24,5 +25,5 @@ def _shown(m: re.Match[str]) -> str:
 
 def inert(text: str, *, keep_newlines: bool = True) -> str:
     """``text`` with every control and bidi character replaced by its visible escape."""
-    pattern = _CONTROLS if keep_newlines else _CONTROLS_AND_NEWLINES
+    pattern = CONTROLS if keep_newlines else _CONTROLS_AND_NEWLINES
     return pattern.sub(_shown, text) if pattern.search(text) else text

@@ -10,6 +10,7 @@ cardinality is bounded by the config; no URL, error text or secret is ever a lab
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -52,18 +53,15 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+@dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     """What the gauges show, read in one go: per feed (last success, consecutive failures) and
     the outbox (pending deliveries, the oldest one's creation time)."""
 
-    def __init__(
-        self,
-        now: datetime,
-        feeds: list[tuple[str, datetime | None, int]],
-        pending: int,
-        oldest_pending: datetime | None,
-    ) -> None:
-        self.now, self.feeds, self.pending, self.oldest_pending = now, feeds, pending, oldest_pending
+    now: datetime
+    feeds: list[tuple[str, datetime | None, int]]
+    pending: int
+    oldest_pending: datetime | None
 
 
 class _StoreCollector(Collector):

@@ -14,12 +14,15 @@ from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup, escape
 
+from watcher.inert import CONTROLS
+
 SNIPPET_CHARS = 400
 TITLE_CHARS = 250
 
 # C0/C1 controls (tab and newline kept) and the bidi overrides and isolates, which can make a
-# headline display reversed text ("Trojan Source", CVE-2021-42574).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# headline display reversed text ("Trojan Source", CVE-2021-42574): the same set the terminal and
+# the logs show as escapes.
+_CONTROL = CONTROLS
 _SPACE = re.compile(r"\s+")
 _JOINER = "\u2060"
 _BROADCAST = re.compile(r"@(?=(?:everyone|here|channel|all)\b)", re.IGNORECASE)

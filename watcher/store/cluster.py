@@ -11,6 +11,7 @@ the poll's commit), so two replicas never open two stories for the same event.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +46,6 @@ RECENT_POSTINGS = 50
 
 # Statements built once, with expanding IN parameters: a call binds values, never builds SQL.
 _TERMS = StoryTermRow.__table__.c  # type: ignore[attr-defined]
-_COUNTS = StoryTermCountRow.__table__.c  # type: ignore[attr-defined]
 _ITEMS = StoryItemRow.__table__.c  # type: ignore[attr-defined]
 _STORIES = StoryRow.__table__.c  # type: ignore[attr-defined]
 _ITEM_ROWS = ItemRow.__table__.c  # type: ignore[attr-defined]
@@ -306,29 +306,30 @@ def _when(c: Connection, at: datetime) -> Any:
     return process(at) if process else at
 
 
+def _cursor(c: Connection) -> Any:
+    """The driver's own cursor on the session's connection (inside its transaction), closed on exit."""
+    return closing(c.connection.dbapi_connection.cursor())  # type: ignore[union-attr]
+
+
 def _postings(c: Connection, terms: Sequence[str], since: datetime) -> Iterator[tuple[str, int]]:
     """(term, item id) of the RECENT_POSTINGS most recent indexed items of the window holding
     each of ``terms``: one index range per term, read backwards, so a lookup costs the same in
     a window of a thousand items or of a hundred thousand."""
     mark, when = _placeholder(c), _when(c, since)
-    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     sql = (
         f"SELECT item_id FROM story_terms WHERE term = {mark} AND seen_at >= {mark} "
         f"ORDER BY seen_at DESC LIMIT {RECENT_POSTINGS}"
     )
-    try:
+    with _cursor(c) as cursor:
         for term in terms:
             cursor.execute(sql, (term, when))
             yield from ((term, item_id) for (item_id,) in cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _window_counts(c: Connection, terms: Sequence[str], first_day: int) -> Iterator[tuple[str, int]]:
     """(term, items indexing it since ``first_day``) for those of ``terms`` the window holds."""
     mark = _placeholder(c)
-    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _cursor(c) as cursor:
         for chunk in _chunks(terms):
             marks = ", ".join([mark] * len(chunk))
             cursor.execute(
@@ -336,21 +337,16 @@ def _window_counts(c: Connection, terms: Sequence[str], first_day: int) -> Itera
                 (*chunk, first_day),
             )
             yield from ((term, int(n)) for term, n in cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _add_postings(c: Connection, rows: Sequence[tuple[str, int, int]], now: datetime) -> None:
     mark, when = _placeholder(c), _when(c, now)
-    cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _cursor(c) as cursor:
         cursor.executemany(
             "INSERT INTO story_terms (term, item_id, story_id, seen_at) "
             f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (term, item_id) DO NOTHING",
             [(t, i, s, when) for t, i, s in rows],
         )
-    finally:
-        cursor.close()
 
 
 def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:

@@ -332,13 +332,7 @@ class Store(
             s.execute(
                 update(FeedRow)
                 .where(col(FeedRow.id) == feed_id)
-                .values(
-                    paused=True,
-                    last_checked_at=now,
-                    next_check_at=now + timedelta(days=3650),
-                    error_count=col(FeedRow.error_count) + 1,
-                    last_error=reason[:2000],
-                )
+                .values(paused=True, **_failure(now, reason, now + timedelta(days=3650)))
             )
 
     def renew_claims(self, feed_ids: Sequence[str], until: datetime, renewed: datetime) -> int:
@@ -366,16 +360,7 @@ class Store(
     def record_failure(self, feed_id: str, now: datetime, error: str, next_check_at: datetime) -> int:
         """Count a failed poll; return the new error count."""
         with self._session() as s:
-            s.execute(
-                update(FeedRow)
-                .where(col(FeedRow.id) == feed_id)
-                .values(
-                    last_checked_at=now,
-                    next_check_at=next_check_at,
-                    error_count=col(FeedRow.error_count) + 1,
-                    last_error=error[:2000],
-                )
-            )
+            s.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**_failure(now, error, next_check_at)))
             count = s.execute(select(col(FeedRow.error_count)).where(col(FeedRow.id) == feed_id)).scalar_one_or_none()
             return int(count or 0)
 
@@ -642,6 +627,16 @@ def _success(now: datetime, next_check_at: datetime) -> dict[str, Any]:
         "next_check_at": next_check_at,
         "error_count": 0,
         "last_error": None,
+    }
+
+
+def _failure(now: datetime, error: str, next_check_at: datetime) -> dict[str, Any]:
+    """Feed columns after a failed poll: one more in the error streak."""
+    return {
+        "last_checked_at": now,
+        "next_check_at": next_check_at,
+        "error_count": col(FeedRow.error_count) + 1,
+        "last_error": error[:2000],
     }
 
 
