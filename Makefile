@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-full bench-stories bench-notify bench-relevance bench-farm clean
+.PHONY: run test lint bench bench-full bench-latency bench-stories bench-notify bench-relevance bench-farm clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -34,10 +34,17 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.farm --feeds 100 --items 50 --json bench/farm-100.json
 	$(BIN)/python -m bench.farm --feeds 1000 --items 50 --only watcher,rss2email --json bench/farm-1000.json
 
-# The long runs: 1,000 feeds with the naive pipeline too, and 10,000 feeds (watcher and rss2email).
-bench-full: $(BIN)/.installed
+# The long runs: 1,000 feeds with the naive pipeline too, 10,000 feeds (watcher and rss2email), the
+# end-to-end latency at 1,000 feeds, and an hour's steady state (the soak) at 10,000 feeds.
+bench-full: $(BIN)/.installed bench-latency
 	$(BIN)/python -m bench.farm --feeds 1000 --items 50 --json bench/farm-1000.json
 	$(BIN)/python -m bench.farm --feeds 10000 --items 50 --only watcher,rss2email --json bench/farm-10000.json
+	$(BIN)/python -m bench.latency --feeds 10000 --interval 300 --minutes 60 --json bench/steady-10000.json
+
+# The real daemon on 1,000 feeds at a 60 s interval, new items mailed to a loopback SMTP sink:
+# latency p50/p99 from an item's appearing to its message, CPU share and RSS (about 10 minutes).
+bench-latency: $(BIN)/.installed
+	$(BIN)/python -m bench.latency --feeds 1000 --interval 60 --minutes 5 --json bench/latency-1000.json
 
 bench-stories: $(BIN)/.installed
 	$(BIN)/python -m bench.stories

@@ -335,9 +335,12 @@ def rss2email() -> Path | None:
 class SmtpSink:
     """A loopback SMTP server that counts what it receives (aiosmtpd, on an event loop of its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = False) -> None:
         self.messages = 0
         self.port = 0
+        # With ``keep``: (arrival time, raw message) of each, for the latency benchmark.
+        self.keep = keep
+        self.received: list[tuple[float, bytes]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="smtp-sink", daemon=True)
 
@@ -349,6 +352,8 @@ class SmtpSink:
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.messages += 1
+                if sink.keep:
+                    sink.received.append((time.time(), bytes(envelope.content)))
                 return "250 OK"
 
         class LongLines(SMTP):
