@@ -330,11 +330,13 @@ def _known_fields(data: dict[str, Any]) -> dict[Loc, list[str]]:
         return [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
 
     known: dict[Loc, list[str]] = {loc: names(model) for loc, model in _SECTIONS.items()}
-    for i in range(len(data.get("feed", []) or [])):
+    # The file may hold anything here (``route = 1``): its own error comes from validation.
+    feeds, routes, channels = data.get("feed"), data.get("route"), data.get("channels")
+    for i in range(len(feeds) if isinstance(feeds, list) else 0):
         known[("feed", i)] = names(FeedConfig)
-    for i in range(len(data.get("route", []) or [])):
+    for i in range(len(routes) if isinstance(routes, list) else 0):
         known[("route", i)] = names(RouteConfig)
-    for name in data.get("channels", {}) or {}:
+    for name in channels if isinstance(channels, dict) else {}:
         known[("channels", name)] = names(ChannelConfig)
     return known
 
@@ -407,7 +409,10 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
         config = Config.model_validate(data)
     except ValidationError as exc:
         message, line = first_error(exc, lines, shown, known_fields=_known_fields(raw), describe=_describe(raw))
-        raise ConfigError(message, shown, line) from None
+        # The message quotes the bad value, which may have come from a ${VAR} secret.
+        masked = Redactor(used_secrets)
+        masked.add_urls(used_secrets)
+        raise ConfigError(masked(message), shown, line) from None
 
     base = path.resolve().parent
     redactor = Redactor(used_secrets)
@@ -449,6 +454,16 @@ def load_config(path: Path | str, *, env: dict[str, str] | None = None, display:
             urls = [u.strip() for u in text.splitlines() if u.strip() and not u.lstrip().startswith("#")]
         if not urls:
             raise ConfigError(f'channel "{name}": set "urls" or "urls_file"', shown, lines.line_of(loc))
+        for number, url in enumerate(urls, start=1):
+            try:
+                urlsplit(url)
+            except ValueError:  # e.g. an unclosed IPv6 bracket; the URL may hold a secret: not shown
+                where = "urls_file" if spec.urls_file else "urls"
+                raise ConfigError(
+                    f'channel "{name}": URL {number} of "{where}" is malformed (check its [brackets] and port)',
+                    shown,
+                    lines.line_of((*loc, where)),
+                ) from None
         redactor.add_urls(urls)
         channels[name] = Channel(
             name=name,

@@ -16,13 +16,18 @@ def parse_duration(value: Any) -> Any:
     """Accept ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``: people write intervals, not ISO 8601."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90s, 15m, 2h or 7d")
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError(f'"{value}" is not a duration; write it like 90s, 15m, 2h or 7d')
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        if isinstance(value, (int, float)):
+            return timedelta(seconds=value)
+        if isinstance(value, str):
+            m = _DURATION.match(value)
+            if not m:
+                raise ValueError(f'"{value}" is not a duration; write it like 90s, 15m, 2h or 7d')
+            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    except OverflowError:
+        # Only ValueError becomes a validation error naming the field; timedelta's own overflow
+        # would reach the user as a traceback.
+        raise ValueError(f'"{value}" is too long a duration') from None
     return value
 
 

@@ -8,7 +8,26 @@ Messages never contain secrets: they name a channel, not its URL.
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
+
+# Line breaks, other C0/C1 controls and bidi overrides: the set ``watcher.inert`` shows as escapes.
+# Repeated here because this module imports nothing from watcher.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and controls shown as escapes.
+
+    Error messages quote what the file says (a key, a value, a list name), and a key may hold a
+    newline: ``path:line: message`` must stay one line, for editors and log shippers alike.
+    """
+
+    def shown(m: re.Match[str]) -> str:
+        code = ord(m.group(0))
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(shown, message) if _UNPRINTABLE.search(message) else message
 
 
 class WatcherError(Exception):
@@ -19,6 +38,7 @@ class ConfigError(WatcherError):
     """A config file problem, printed as ``path:line: message``."""
 
     def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        message = one_line(message)
         super().__init__(message)
         self.message = message
         self.path = Path(path) if path is not None else None

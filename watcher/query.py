@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from watcher.errors import one_line
 from watcher.fold import fold
 from watcher.model import DEFAULT_FIELDS, And, Condition, Meta, Near, Not, Or, Regex, Term
 
@@ -37,6 +38,7 @@ _OPERATORS = {"AND", "OR", "NOT"}
 
 class QueryError(ValueError):
     def __init__(self, message: str, column: int):
+        message = one_line(message)  # it quotes the query, which may span lines
         super().__init__(message)
         self.message = message
         self.column = column  # 1-based

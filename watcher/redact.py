@@ -14,6 +14,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 MASK = "***"
 # Shorter fragments are too likely to be ordinary words ("mail", "json") to mask safely.
 _MIN_FRAGMENT = 6
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "digest", "token"})
+# apprise URL options that say how to send, never who may or to whom: masking their values
+# ("insecure", "markdown") would blank ordinary words all over the logs. Addresses (from, to, cc)
+# stay masked: they are personal data.
+_PLAIN_PARAMS = frozenset(
+    {"mode", "format", "overflow", "cto", "rto", "verify", "method", "priority", "image", "footer"}
+    | {"avatar", "emojis", "store", "tz", "lang"}
+)
 
 
 def secret_fragments(url: str) -> set[str]:
@@ -26,14 +34,22 @@ def secret_fragments(url: str) -> set[str]:
     if parts.password:
         out.add(parts.password)
         out.add(unquote(parts.password))
-    if parts.username and len(parts.username) >= _MIN_FRAGMENT:
-        out.add(parts.username)
+    # Beside a password the user is a login name ("watcher"), and masking it would mask that word
+    # in every log line; alone it is often the token itself (``json://TOKEN@host``), and a login
+    # that is an address is personal data.
+    login = unquote(parts.username or "")
+    if len(login) >= _MIN_FRAGMENT and (not parts.password or "@" in login):
+        out.update({parts.username or "", login})
     for segment in parts.path.split("/"):
         if len(segment) >= _MIN_FRAGMENT:
             out.add(segment)
-    for _, value in parse_qsl(parts.query):
-        if len(value) >= _MIN_FRAGMENT:
+            out.add(unquote(segment))
+    for key, value in parse_qsl(parts.query):
+        if len(value) >= _MIN_FRAGMENT and key.lower() not in _PLAIN_PARAMS:
             out.add(value)
+            # apprise sends ``?+Authorization=Bearer%20TOKEN`` as a header: the token alone leaks
+            # too when a library prints the header's parts.
+            out.update(w for w in value.split() if len(w) >= _MIN_FRAGMENT and w.lower() not in _AUTH_SCHEMES)
     if parts.scheme and parts.netloc and "@" in parts.netloc:
         out.add(parts.netloc)
     return {s for s in out if s}

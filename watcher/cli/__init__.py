@@ -152,7 +152,7 @@ def poll(obj: Ctx, once: bool, feeds: tuple[str, ...], dry_run: bool, as_json: b
                 str(o.matches),
                 str(o.deliveries),
                 str(o.pages_waiting),
-                o.error or "",
+                escape(o.error or ""),
             )
         out.print(table)
         held = f", {drained.held} held (quiet hours, rate limit or a paused channel)" if drained.held else ""
@@ -276,12 +276,12 @@ def alerts(
             str(r.delivery_id),
             r.rule_id,
             r.severity,
-            r.item_title[:60],
+            escape(r.item_title[:60]),
             r.channel,
             f"[{color}]{status}[/]",
             str(r.attempts),
             when(r.created_at),
-            (r.last_error or "")[:60],
+            escape((r.last_error or "")[:60]),
         )
     out.print(table)
 

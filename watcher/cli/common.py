@@ -7,7 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import click
+from rich import errors
 from rich.console import Console
+from rich.style import Style
+from rich.text import Text
 
 from watcher.app import Loaded, load
 from watcher.config import config_path_from
@@ -17,10 +20,30 @@ from watcher.logs import configure_logging
 
 class _InertConsole(Console):
     """Every string printed (table cells included) has its control and bidi characters shown as
-    escapes: feed text reaches this terminal, and must not drive it."""
+    escapes: feed text reaches this terminal, and must not drive it.
+
+    Strings are also Rich markup, and a call site that forgets ``rich.markup.escape`` on feed
+    text lets ``[link=https://evil.example]`` through as an OSC 8 hyperlink (a link disguised as
+    any text), or ``[conceal]`` hide what follows. We never print links, blinking or hidden text,
+    so those styles are dropped here, wherever they came from.
+    """
 
     def render_str(self, text: str, **kwargs: Any) -> Any:
-        return super().render_str(inert(text), **kwargs)
+        rendered = super().render_str(inert(text), **kwargs)
+        if isinstance(rendered, Text) and rendered.spans:
+            rendered.spans = [s for s in rendered.spans if not self._is_unsafe(s.style)]
+        if isinstance(rendered, Text) and self._is_unsafe(rendered.style):
+            rendered.style = ""
+        return rendered
+
+    def _is_unsafe(self, style: str | Style) -> bool:
+        if not style:
+            return False
+        try:
+            found = self.get_style(style)
+        except errors.StyleSyntaxError:  # not a style Rich can apply
+            return False
+        return bool(found.link or found.blink or found.blink2 or found.conceal)
 
 
 out = _InertConsole(highlight=False, soft_wrap=True)

@@ -113,7 +113,11 @@ def _finalize_html(value: object) -> object:
     # Markup (our filters, or |safe) must reach the autoescaper as Markup, or it is escaped again.
     if value is None:
         return ""
-    return value if hasattr(value, "__html__") or not isinstance(value, str) else _clean(value)
+    if hasattr(value, "__html__") or not isinstance(value, str):
+        return value
+    # html is meant for e-mail, but a channel may send it to a chat service (apprise converts it
+    # for Slack or Teams), where "@channel" pings everyone: the joiner is invisible in a mail.
+    return _BROADCAST.sub("@" + _JOINER, _clean(value))
 
 
 def _finalize_markdown(value: object) -> str:
@@ -140,12 +144,20 @@ def _link_markdown(label: object, url: object, style: str = "") -> _Trusted:
     return _Trusted(f"[{_md_escape(label)}](<{dest}>)")
 
 
+def _html_text(value: object) -> Markup:
+    """Escaped text for html, with controls dropped and broadcast mentions broken (see
+    ``_finalize_html``): the filters build markup from these, bypassing the finalizer."""
+    if hasattr(value, "__html__"):
+        return Markup(value)
+    return escape(_BROADCAST.sub("@" + _JOINER, _clean("" if value is None else str(value))))
+
+
 def _link_html(label: object, url: object, style: str = "") -> Markup:
     web = _web_url(url)
     if web is None:
-        return escape(label) + (Markup(" (%s)") % url if url and url != label else "")
+        return _html_text(label) + (Markup(" (%s)") % _html_text(url) if url and url != label else "")
     attrs = Markup(' style="%s"') % style if style else Markup("")
-    return Markup('<a href="%s"%s>%s</a>') % (web, attrs, label)
+    return Markup('<a href="%s"%s>%s</a>') % (web, attrs, _html_text(label))
 
 
 def _highlight_text(snippet: object) -> str:
@@ -161,7 +173,8 @@ def _highlight_markdown(snippet: object) -> _Trusted:
 
 
 def _highlight_html(snippet: object) -> Markup:
-    return Markup("").join(Markup("<strong>%s</strong>") % p if m else escape(p) for p, m in _split_marked(snippet))
+    parts = _split_marked(snippet)
+    return Markup("").join(Markup("<strong>%s</strong>") % _html_text(p) if m else _html_text(p) for p, m in parts)
 
 
 FILTERS: dict[str, dict[str, Any]] = {
