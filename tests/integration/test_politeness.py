@@ -85,27 +85,35 @@ def test_the_schedule_follows_the_server(tmp_path: Path, feed_server: Any) -> No
 
 
 def test_one_host_gets_at_most_its_rate(tmp_path: Path, feed_server: Any) -> None:
+    """The rate holds when requests queue for the host's connection slots, not only when they
+    are free: the server answers in batches (every held response at once, on a 1 s tick), so all
+    eight slots free together while later requests are past their turn. A request paced before
+    it waited for its slot would then leave in a burst with the others (five, then eight, in
+    half a second)."""
     seen: list[float] = []
     lock = threading.Lock()
+    started = time.monotonic()
+    tick = 1.0
 
     def serve(_request: RecordedRequest) -> Response:
+        now = time.monotonic()
         with lock:
-            seen.append(time.monotonic())
+            seen.append(now)
+        feed_server.stopping.wait(tick - (now - started) % tick)  # held until the next tick
         return Response(200, {"content-type": "application/rss+xml"}, RSS.format(ttl=""))
 
-    feeds = {f"f{i}": feed_server.handler(f"/feed{i}.rss", serve) for i in range(30)}
-    config, store = _setup(tmp_path, feeds, extra="[http]\nper_host_rate = 20\nmax_per_host = 8\n")
+    feeds = {f"f{i}": feed_server.handler(f"/feed{i}.rss", serve) for i in range(24)}
+    config, store = _setup(tmp_path, feeds, extra="[http]\nper_host_rate = 10\nmax_per_host = 8\n")
     try:
         _poll(config, store)
     finally:
         store.close()
-    assert len(seen) == 30
-    # The budget: 20 requests a second (10 in any half second; requests leave on schedule, and a
-    # new connection's setup may delay one or two onto the next's heels). Unpaced, all 30 would
-    # arrive within a few milliseconds.
+    assert len(seen) == 24
+    # 10 requests a second: 5 in any half second, one more for a request arriving a little late
+    # (a new connection's setup, a busy machine) onto the next one's heels.
     busiest = max(sum(1 for t in seen if start <= t < start + 0.5) for start in seen)
-    assert busiest <= 13, busiest
-    assert seen[-1] - seen[0] >= 29 / 20 - 0.1  # thirty requests took their share of time
+    assert busiest <= 6, busiest
+    assert seen[-1] - seen[0] >= 23 / 10 - 0.1  # the requests took their share of time
 
 
 def test_a_slow_poll_keeps_its_claim_and_a_dead_ones_lapses(tmp_path: Path, feed_server: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from watcher.errors import FetchError
 from watcher.feeds.fetch import Fetcher, FetchPolicy
-from watcher.feeds.guard import blocked
+from watcher.feeds.guard import blocked, networks
 
 RSS = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
@@ -59,3 +59,18 @@ def test_refused_before_any_request(feed_server: Any) -> None:
         _fetch(guarded, hop)
     assert feed_server.requests == []  # nothing reached the server
     assert _fetch(FetchPolicy(), hop).status == 200  # off: a local setup reads its own feeds
+
+
+def test_allowed_networks_open_only_what_they_name(feed_server: Any) -> None:
+    """An operator's intranet feed server stays reachable with the guard on; the rest of the
+    same kind of address (here, the rest of 127/8 and a redirect into it) is still refused."""
+    feed = feed_server.route("/feed.rss", body=RSS, headers={"Content-Type": "application/rss+xml"})
+    elsewhere = feed_server.route("/hop", status=302, headers={"Location": feed.replace("127.0.0.1", "127.0.0.2")})
+    policy = FetchPolicy(block_private_addresses=True, allowed_networks=("127.0.0.1/32",))
+    assert _fetch(policy, feed).status == 200
+    with pytest.raises(FetchError) as refused:
+        _fetch(policy, elsewhere)
+    assert "127.0.0.2 is a loopback address" in str(refused.value)
+    assert blocked("10.1.2.3", networks(["10.0.0.0/8"])) is None
+    assert blocked("10.1.2.3", networks(["10.9.0.0/16"])) == "private"
+    assert blocked("::ffff:10.1.2.3", networks(["10.1.2.3"])) is None  # mapped addresses too

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from watcher.feeds.normalise import (
+    MAX_TITLE_CHARS,
     canonical_link,
     content_hash,
     html_to_text,
@@ -328,3 +329,27 @@ def test_content_hash_changes_with_the_words() -> None:
     assert content_hash("T", "phase 1", "") != content_hash("T", "phase 2", "")
     # Fields are separated: text moving from title to summary is a change.
     assert content_hash("ab", "", "") != content_hash("a", "b", "")
+
+
+def test_links_are_web_addresses_spelt_safely() -> None:
+    assert canonical_link("javascript://example.org/%0aalert(1)") is None  # it has a host, still no page
+    assert canonical_link("ftp://example.org/x") is None and canonical_link("data:text/html,x") is None
+    assert canonical_link("file://localhost/srv/demo/page.html") == "file://localhost/srv/demo/page.html"
+    assert canonical_link("https://example.org/a b\u202ec") == "https://example.org/a%20b%E2%80%AEc"
+    assert canonical_link("https://example.org/" + "a" * 3000) is None  # past any index and browser
+
+
+def test_long_titles_are_cut_and_long_keys_hashed() -> None:
+    entry = RawEntry(guid="g" * 5000, title="word " * 1000, link=None, summary=None)
+    item = normalise_entry(entry, "f")
+    assert len(item.title) <= MAX_TITLE_CHARS + 1 and item.title.endswith("word…")
+    assert item.item_key == "sha256:" + hashlib.sha256(b"g" * 5000).hexdigest()
+    assert normalise_entry(entry, "f").item_key == item.item_key  # still stable
+
+
+def test_controls_and_surrogates_never_reach_the_item() -> None:
+    entry = RawEntry(
+        guid="a\x00b\n", title="t\x9b1\ud800", link=None, summary="s\x85t", authors=("x\x1by",), tags=("\x07",)
+    )
+    item = normalise_entry(entry, "f")
+    assert (item.item_key, item.title, item.summary, item.authors, item.tags) == ("ab", "t1", "s\nt", ("xy",), ())

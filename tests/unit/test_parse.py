@@ -9,7 +9,7 @@ import feedparser
 import pytest
 
 from watcher.errors import ParseError
-from watcher.feeds.parse import _convert_entries, parse_feed
+from watcher.feeds.parse import MAX_TAGS_PER_ENTRY, _convert_entries, parse_feed
 from watcher.model import ParsedFeed
 
 FEEDS_DIR = Path(__file__).parent.parent / "data" / "feeds"
@@ -151,9 +151,11 @@ def test_malformed_feed_without_entries_is_an_error() -> None:
 
 
 def test_feedparser_crash_becomes_a_parse_error() -> None:
-    # feedparser's loose parser raises UnicodeEncodeError on a reference to a lone surrogate.
+    # feedparser's loose parser raises UnicodeEncodeError on a reference to a lone surrogate. In
+    # ASCII-compatible bodies parse_feed replaces such references first; in UTF-16 it cannot.
+    body = rss("<item><title>a &#xD800; b</title></item>", prolog='<?xml version="1.0" encoding="utf-16"?>')
     with pytest.raises(ParseError, match="feedparser failed") as caught:
-        parse(rss("<item><title>a &#xD800; b</title></item>"))
+        parse(body.decode().encode("utf-16"))
 
     assert isinstance(caught.value.__cause__, UnicodeError)
 
@@ -248,3 +250,27 @@ def test_feed_fails_when_every_entry_is_broken() -> None:
 
     with pytest.raises(ParseError, match="none of its 1 entries could be read"):
         _convert_entries(entries, feed_id="f", url=URL)
+
+
+def test_references_to_impossible_code_points_do_not_lose_the_feed() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>a &#xD800; b &#55296; c &#x110000;</title><guid>1</guid></item>"
+        b"<item><title>fine &#xE9;</title><guid>2</guid></item></channel></rss>"
+    )
+    parsed = parse_feed(body, feed_id="f", url="https://example.org/feed")
+    assert [e.title for e in parsed.entries] == ["a \ufffd b \ufffd c \ufffd", "fine é"]
+
+
+def test_an_entry_with_a_flood_of_categories_keeps_the_first_ones() -> None:
+    categories = "".join(f"<category>c{n}</category>" for n in range(MAX_TAGS_PER_ENTRY + 50))
+    body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><guid>1</guid>{categories}</item></channel></rss>'
+    (entry,) = parse_feed(body.encode(), feed_id="f", url="https://example.org/feed").entries
+    assert entry.tags == tuple(f"c{n}" for n in range(MAX_TAGS_PER_ENTRY))
+
+
+def test_file_links_count_only_in_local_feeds() -> None:
+    body = rss("<item><title>t</title><link>file://localhost/etc/passwd</link><guid>1</guid></item>")
+    assert parse(body).entries[0].link is None  # served over HTTP: never read as a page
+    local = parse_feed(body, feed_id="f", url="file:///srv/feeds/local.xml")
+    assert local.entries[0].link == "file://localhost/etc/passwd"

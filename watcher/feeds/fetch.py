@@ -22,7 +22,7 @@ from urllib.request import url2pathname
 import httpx
 
 from watcher.errors import FetchError, FetchFailure
-from watcher.feeds.guard import GuardedBackend
+from watcher.feeds.guard import GuardedBackend, networks
 from watcher.httpdate import parse_retry_after
 from watcher.model import FetchResult
 
@@ -64,6 +64,8 @@ class FetchPolicy:
     max_per_host: int = 2
     per_host_rate: float = 0.0  # requests per second to one host, whichever feed asks; 0: no limit
     block_private_addresses: bool = False  # see feeds/guard.py
+    # Networks reachable even with block_private_addresses on ("10.0.0.5", "10.1.0.0/16").
+    allowed_networks: tuple[str, ...] = ()
 
 
 class BodyTooLarge(Exception):
@@ -146,7 +148,8 @@ class Fetcher:
         if transport is None and policy.block_private_addresses:
             guarded = httpx.AsyncHTTPTransport(http2=True, limits=limits)
             # httpx has no public hook for the network backend; httpcore's pool takes one.
-            guarded._pool._network_backend = GuardedBackend(guarded._pool._network_backend)
+            backend = GuardedBackend(guarded._pool._network_backend, networks(policy.allowed_networks))
+            guarded._pool._network_backend = backend
             transport = guarded
         self._client = httpx.AsyncClient(
             http2=True,
@@ -181,11 +184,16 @@ class Fetcher:
                 async with asyncio.timeout(deadline):
                     return await asyncio.to_thread(_read_file, feed_id, url, etag, self._policy.max_body_bytes)
             host = _http_host(feed_id, url)
-            await self._pace(host)
-            # The deadline starts once slots are free: queueing behind other feeds is not the
-            # server's fault.
-            async with self._slots, self._host_slot(host), asyncio.timeout(deadline):
-                return await self._get(feed_id, url, etag, last_modified)
+            # The host's slot first: a request queued behind its own host must not hold one of
+            # the shared slots that other hosts' feeds could use meanwhile.
+            async with self._host_slot(host), self._slots:
+                # Paced once both slots are held: a request paced first and then queued for a
+                # slot would leave whenever the slot freed, however close behind the one before.
+                await self._pace(host)
+                # The deadline starts once slots and pacing are done: queueing behind other
+                # feeds is not the server's fault.
+                async with asyncio.timeout(deadline):
+                    return await self._get(feed_id, url, etag, last_modified)
         except FetchError:
             raise
         except TimeoutError as exc:  # before OSError: TimeoutError is one
@@ -200,11 +208,16 @@ class Fetcher:
         rate = self._policy.per_host_rate
         if rate <= 0:
             return
-        now = asyncio.get_running_loop().time()
-        at = max(now, self._host_next.get(host, now))
-        self._host_next[host] = at + 1.0 / rate  # reserved before waiting: no await in between
-        if at > now:
-            await asyncio.sleep(at - now)
+        loop = asyncio.get_running_loop()
+        while True:
+            # The turn is taken when the request actually leaves, not booked ahead: a booked turn
+            # wakes late when the loop is busy, and several late ones would leave together.
+            now = loop.time()
+            free_at = self._host_next.get(host, now)
+            if free_at <= now:
+                self._host_next[host] = now + 1.0 / rate  # no await between check and claim
+                return
+            await asyncio.sleep(free_at - now)
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)

@@ -7,6 +7,9 @@ the network. The name is resolved here, every address it resolves to is checked,
 opened to the checked address itself, so a name that resolves differently the second time (DNS
 rebinding) cannot slip past. TLS still verifies the certificate for the name: httpcore takes the
 server name from the URL, not from the address connected to.
+
+An operator may allow chosen networks (an intranet feed server on 10.0.0.5) without turning the
+guard off for everything else; an allowed network is checked on the same resolved address.
 """
 
 from __future__ import annotations
@@ -14,17 +17,26 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-def blocked(address: str) -> str | None:
+
+def networks(specs: Iterable[str]) -> tuple[Network, ...]:
+    """Parse allowed networks ("10.0.0.5", "10.1.0.0/16", "fd00::/8"). Raises ValueError."""
+    return tuple(ipaddress.ip_network(spec.strip(), strict=False) for spec in specs)
+
+
+def blocked(address: str, allowed: Sequence[Network] = ()) -> str | None:
     """Why ``address`` may not be connected to ("loopback", "private"...), or None if it may."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if any(ip.version == net.version and ip in net for net in allowed):
+        return None
     for kind, hit in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),  # 169.254.169.254: cloud metadata services
@@ -41,8 +53,9 @@ def blocked(address: str) -> str | None:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, connecting only to public addresses."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, allowed: Sequence[Network] = ()) -> None:
         self._inner = inner
+        self._allowed = tuple(allowed)
 
     async def connect_tcp(
         self,
@@ -62,11 +75,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
-            kind = blocked(address)
+            kind = blocked(address, self._allowed)
             if kind is not None:
                 shown = host if host == address else f"{host} ({address})"
+                article = "an" if kind[0] in "aeiou" else "a"
                 raise httpcore.ConnectError(
-                    f"refused: {shown} is a {kind} address (http.block_private_addresses is on)"
+                    f"refused: {shown} is {article} {kind} address (http.block_private_addresses is on)"
                 )
         if not addresses:
             raise httpcore.ConnectError(f"cannot resolve {host}")

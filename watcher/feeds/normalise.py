@@ -13,11 +13,12 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from watcher.model import Item, ParsedFeed, RawEntry
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_LINK_SCHEMES = frozenset({"http", "https", "file"})
 # Click and campaign trackers: the same article reached from a newsletter or from the feed itself
 # must give the same canonical link (it is the store's cross-feed fingerprint).
 _TRACKING_PARAMS = frozenset(
@@ -43,9 +44,22 @@ _BLOCK_TAGS = frozenset(
 )  # fmt: skip
 _CELL_TAGS = frozenset({"td", "th"})
 _SPACES = re.compile(r"\s+")
-# C0 controls other than whitespace: PostgreSQL rejects NUL in text, and none of them is prose.
-# Seen as "&#0;" and stray bytes in hand-made feeds, which feedparser's loose parser lets through.
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+# C0 and C1 controls other than line breaks, and lone surrogates: PostgreSQL rejects NUL in text,
+# SQLite's driver cannot encode a lone surrogate, and none of them is prose. Seen as "&#0;" and
+# stray bytes in hand-made feeds (feedparser's loose parser lets them through) and as C1 bytes in
+# feeds decoded as ISO-8859-1. The line breaks among them (\x1c-\x1f, NEL) split lines instead.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff]")
+# A key is one line: every control (line breaks too) goes, so it prints and logs as one.
+_KEY_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A title past this is not a title (seen: a whole article pasted into <title>); it is cut, so a
+# subject line, a Slack header or a terminal row stays readable. The text keeps everything.
+MAX_TITLE_CHARS = 1_000
+# Keys and links are indexed: PostgreSQL refuses a B-tree entry past about 2,700 bytes. A longer
+# guid is hashed (still stable, still unique); a longer link is no link (browsers and sitemaps
+# stop at about 2,000 characters, so it is junk or an attack).
+_MAX_KEY_BYTES = 1_000
+_MAX_LINK_BYTES = 2_048
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]|\s")
 
 
 def normalise_entry(entry: RawEntry, feed_id: str) -> Item:
@@ -54,7 +68,7 @@ def normalise_entry(entry: RawEntry, feed_id: str) -> Item:
     Raises ``ValueError`` when the entry has nothing to identify it by (no guid, link, title or
     summary); ``normalise_feed`` skips such entries with a warning.
     """
-    title = html_to_text(entry.title or "").replace("\n", " ")
+    title = _bounded_title(html_to_text(entry.title or "").replace("\n", " "))
     summary = html_to_text(entry.summary or "")
     content = "\n".join(filter(None, (html_to_text(value) for value in entry.content)))
     if content == summary:
@@ -106,7 +120,7 @@ def normalise_feed(parsed: ParsedFeed, feed_id: str, identity: str = "auto") -> 
         if (identity == "link" or reused) and item.link:
             # Some feeds reuse one guid for every item (a CMS default) or change ids on every
             # update (gov.uk organisation feeds): the canonical link is the stable identity then.
-            item = replace(item, item_key=item.link)
+            item = replace(item, item_key=_bounded_key(item.link))
         if item.item_key in seen:
             # An item listed twice in one fetch must not be inserted (and alerted) twice.
             warnings.append(f"entry {index}: skipped: duplicate item key {item.item_key!r}")
@@ -119,19 +133,19 @@ def normalise_feed(parsed: ParsedFeed, feed_id: str, identity: str = "auto") -> 
 
 
 def _item_key(entry: RawEntry, title: str, summary: str, published_at: datetime | None) -> str:
-    guid = (entry.guid or "").strip()
+    guid = _KEY_CONTROLS.sub("", (entry.guid or "").strip())
     if guid:
         # The publisher's id is the key: gov.uk Atom ids (CMA cases keep theirs while the case page
         # changes), FTC and DOJ guids, and Google News, whose links are opaque redirect tokens that
         # are useless as keys. (The CMA organisation feed changes ids on every update; keying it by
         # link needs a per-feed setting, not this default.)
-        return guid
+        return _bounded_key(guid)
     link = canonical_link(entry.link)
     if link:
         # RSS 2.0 makes <guid> optional; small publishers' hand-made feeds omit it (tests/data/
         # feeds/no-guid.rss). The canonical link drops tracking params so a re-tagged URL is the
         # same item.
-        return link
+        return _bounded_key(link)
     # Neither guid nor link (seen in hand-made feeds): title and publication date are the only
     # identity left. RSS 2.0 allows an item with only a <description>, so that stands in for the
     # title. Not updated_at: it moves on every edit and would make the item new each time.
@@ -140,6 +154,16 @@ def _item_key(entry: RawEntry, title: str, summary: str, published_at: datetime 
         raise ValueError("no guid, link, title or summary to identify the entry by")
     date = published_at.isoformat() if published_at else ""
     return "sha256:" + hashlib.sha256(f"{text}\n{date}".encode()).hexdigest()
+
+
+def _bounded_key(key: str) -> str:
+    if len(key.encode("utf-8", "surrogatepass")) <= _MAX_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _bounded_title(title: str) -> str:
+    return title if len(title) <= MAX_TITLE_CHARS else title[:MAX_TITLE_CHARS].rstrip() + "…"
 
 
 def html_to_text(value: str) -> str:
@@ -197,15 +221,21 @@ def canonical_link(url: str | None) -> str | None:
     """
     if not url or not url.strip():
         return None
+    # Spaces, controls and bidi marks are not URL characters (RFC 3986 2.2): percent-encoded, so a
+    # link shown in a message or a terminal is exactly the link followed. Surrogates cannot be.
+    url = _URL_UNSAFE.sub(lambda m: "" if m.group(0) >= "\ud800" else quote(m.group(0), safe=""), url.strip())
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port  # raises ValueError on a non-numeric or out-of-range port
     except ValueError:
         return None
     scheme = parts.scheme.lower()
     host = parts.hostname
-    if not scheme or not host:
-        return None  # relative, or not a web address at all
+    if scheme not in _LINK_SCHEMES or not host:
+        # Relative, or not a page: javascript:, data:, ftp: links are never fetched as pages nor
+        # put in a message as links (even javascript://host/%0a..., which has a host). file:
+        # links stay for local feeds (`watcher demo`); parse drops them from feeds served over HTTP.
+        return None
     path = parts.path
     if host.endswith(".cdn.ampproject.org"):
         cached = _AMP_CACHE.match(path)
@@ -225,7 +255,8 @@ def canonical_link(url: str | None) -> str | None:
         netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
     query = "&".join(pair for pair in parts.query.split("&") if pair and not _is_tracking(pair.partition("=")[0]))
     path = path or ("/" if scheme in _DEFAULT_PORTS else "")
-    return urlunsplit((scheme, netloc, path, query, ""))
+    link = urlunsplit((scheme, netloc, path, query, ""))
+    return link if len(link.encode()) <= _MAX_LINK_BYTES else None
 
 
 def _is_tracking(name: str) -> bool:
@@ -252,5 +283,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
-    stripped = (value.strip() for value in values)
-    return tuple(dict.fromkeys(value for value in stripped if value))
+    """Authors and tags: plain, one line, without controls, each once."""
+    cleaned = (" ".join(_CONTROLS.sub("", value).split()) for value in values)
+    return tuple(dict.fromkeys(value for value in cleaned if value))

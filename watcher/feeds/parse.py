@@ -12,12 +12,14 @@ it or open a file of that name). No HTTP, no logging, no clock; problems travel 
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+import feedparser.mixin
 
 from watcher.errors import ParseError
 from watcher.model import ParsedFeed, RawEntry
@@ -34,6 +36,23 @@ _ENTRY_ERRORS = (AttributeError, LookupError, OverflowError, TypeError, ValueErr
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
+# feedparser drops a duplicate tag by comparing it with every tag the entry already has, so an
+# entry with 100,000 <category> elements costs billions of comparisons and holds a parse worker
+# for hours (tests/hostile, case "categories"). No honest entry has more than a few dozen tags:
+# past this many, the rest are ignored, which bounds the work per tag.
+MAX_TAGS_PER_ENTRY = 256
+_feedparser_add_tag = feedparser.mixin._FeedParserMixin._add_tag
+
+
+def _add_tag_bounded(self: Any, term: Any, scheme: Any, label: Any) -> None:
+    tags = self._get_context().get("tags")
+    if tags is not None and len(tags) >= MAX_TAGS_PER_ENTRY:
+        return
+    _feedparser_add_tag(self, term, scheme, label)
+
+
+feedparser.mixin._FeedParserMixin._add_tag = _add_tag_bounded
+
 
 def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse a fetched body into raw entries; ``url`` is the final URL, used to resolve relative links.
@@ -45,7 +64,7 @@ def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str
         raise ParseError(feed_id, url, "not a feed: empty body")
     try:
         result = feedparser.parse(
-            io.BytesIO(body),
+            io.BytesIO(_replace_impossible_char_refs(body)),
             response_headers=_response_headers(headers, url),
             sanitize_html=False,  # we never render feed HTML; normalise makes text of it
             resolve_relative_uris=True,
@@ -74,7 +93,7 @@ def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str
             # loose parser still recovers their entries, and losing an alert is worse.
             warnings.append(f"feed: malformed, parsed leniently: {_describe(bozo)}")
 
-    raw_entries, entry_warnings = _convert_entries(entries, feed_id=feed_id, url=url)
+    raw_entries, entry_warnings = _convert_entries(entries, feed_id=feed_id, url=url, local=url[:5].lower() == "file:")
     warnings.extend(entry_warnings)
     return ParsedFeed(
         title=_optional_text(feed, "title"),
@@ -83,6 +102,22 @@ def parse_feed(body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str
         warnings=tuple(warnings),
         ttl_minutes=_ttl(feed),
     )
+
+
+def _replace_impossible_char_refs(body: bytes) -> bytes:
+    """Character references to code points no text can hold (a lone surrogate, past U+10FFFF)
+    become U+FFFD: feedparser's loose parser raises on them (&#xD800;), and one bad title would
+    otherwise lose the whole feed. Only ASCII-compatible encodings spell references this way."""
+    return _CHAR_REF.sub(_checked_char_ref, body) if b"&#" in body else body
+
+
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20}));")
+
+
+def _checked_char_ref(match: re.Match[bytes]) -> bytes:
+    hex_digits, decimal = match.groups()
+    code = int(hex_digits, 16) if hex_digits else int(decimal)
+    return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else match.group(0)
 
 
 def _ttl(feed: Mapping[str, Any]) -> int | None:
@@ -104,7 +139,7 @@ def _response_headers(headers: Mapping[str, str] | None, url: str) -> dict[str, 
 
 
 def _convert_entries(
-    entries: Sequence[Mapping[str, Any]], *, feed_id: str, url: str
+    entries: Sequence[Mapping[str, Any]], *, feed_id: str, url: str, local: bool = False
 ) -> tuple[tuple[RawEntry, ...], list[str]]:
     """Copy every readable entry; skip a broken one with a warning, fail only if all are broken."""
     converted: list[RawEntry] = []
@@ -112,7 +147,7 @@ def _convert_entries(
     first_error = ""
     for index, entry in enumerate(entries):
         try:
-            raw, date_warnings = _convert_entry(entry)
+            raw, date_warnings = _convert_entry(entry, local=local)
         except _ENTRY_ERRORS as exc:
             message = f"entry {index}: skipped: {_describe(exc)}"
             first_error = first_error or message
@@ -125,7 +160,7 @@ def _convert_entries(
     return tuple(converted), warnings
 
 
-def _convert_entry(entry: Mapping[str, Any]) -> tuple[RawEntry, list[str]]:
+def _convert_entry(entry: Mapping[str, Any], *, local: bool = False) -> tuple[RawEntry, list[str]]:
     warnings: list[str] = []
     dates: dict[str, datetime | None] = {}
     for name in ("published", "updated"):
@@ -139,7 +174,7 @@ def _convert_entry(entry: Mapping[str, Any]) -> tuple[RawEntry, list[str]]:
     raw = RawEntry(
         guid=_optional_text(entry, "id"),
         title=_optional_text(entry, "title"),
-        link=_link(entry),
+        link=_link(entry, local=local),
         summary=_optional_text(entry, "summary"),
         content=tuple(_texts(_field(entry, "content"), "value")),
         published_at=dates["published"],
@@ -150,8 +185,19 @@ def _convert_entry(entry: Mapping[str, Any]) -> tuple[RawEntry, list[str]]:
     return raw, warnings
 
 
-def _link(entry: Mapping[str, Any]) -> str | None:
-    """The entry's web page: an HTML rel=alternate link, else any alternate, else feedparser's link."""
+def _link(entry: Mapping[str, Any], *, local: bool = False) -> str | None:
+    """The entry's web page: an HTML rel=alternate link, else any alternate, else feedparser's link.
+
+    A file: link counts only in a feed read from a file (``local``): from a feed served over HTTP
+    it would have the daemon read a local file as the item's page (/etc/passwd as an article).
+    """
+    link = _any_link(entry)
+    if link is not None and not local and link.lstrip()[:5].lower() == "file:":
+        return None
+    return link
+
+
+def _any_link(entry: Mapping[str, Any]) -> str | None:
     links: Iterable[Mapping[str, Any]] = _field(entry, "links") or ()
     alternates = [link for link in links if _field(link, "rel") in (None, "alternate") and _field(link, "href")]
     # Atom allows several alternates (a PDF beside the page); the HTML page is what people open.
