@@ -89,7 +89,10 @@ def make_fetcher(config: Config) -> Fetcher:
 
 def retry_policy(config: Config) -> RetryPolicy:
     d = config.delivery
-    return RetryPolicy(max_attempts=d.max_attempts, initial=d.backoff_initial, maximum=d.backoff_max)
+    # One lease for every claim (feeds, pages, deliveries, digests), renewed while work is in flight.
+    return RetryPolicy(
+        max_attempts=d.max_attempts, initial=d.backoff_initial, maximum=d.backoff_max, lease=config.poll.claim_lease
+    )
 
 
 def make_executor(config: Config) -> Executor | None:

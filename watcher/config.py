@@ -122,8 +122,10 @@ class PollConfig(_Section):
     # A server's Cache-Control max-age, Expires, RSS ttl or Retry-After may lengthen a feed's
     # interval up to this, never shorten it.
     max_server_interval: Duration = timedelta(hours=24)
-    # How long a replica's claim on a feed it is polling lasts without renewal (it renews every
-    # third of it while polling): after a crash, its feeds are polled again within this.
+    # How long a replica's claim on work (a feed it polls, a page it fetches, a delivery or digest
+    # it sends) lasts without renewal (it renews every third of it while the work is in flight):
+    # after a crash, that work is taken up again within this. On SQLite, where one process runs,
+    # a restarted daemon takes back its predecessor's claims at once.
     claim_lease: Duration = timedelta(seconds=60)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from datetime import timedelta
 from functools import partial
@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from watcher.app import Clock, Loaded, load, make_executor, make_fetcher, merge_stored_feeds, retry_policy, utcnow
 from watcher.errors import ConfigError, StoreError
@@ -29,7 +31,7 @@ from watcher.notify.outbox import Outbox
 from watcher.notify.source_alerts import report_sources
 from watcher.pipeline import Pipeline
 from watcher.server import HealthServer
-from watcher.store.store import FeedSpec, Store
+from watcher.store.store import FeedSpec, Store, StoreUnwritable
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -37,6 +39,22 @@ log = structlog.get_logger("watcher.daemon")
 SHUTDOWN_GRACE_SECONDS = 3.0
 # Scheduled retention ([database] retention): the first run at start, then this often.
 RETENTION_EVERY = timedelta(hours=6)
+
+
+class _StoreFailures(Collector):
+    """``watcher_store_errors_total``: the store's count of failed transactions, read at scrape."""
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily("watcher_store_errors", "Database transactions that failed")]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        store = self._store()
+        yield CounterMetricFamily(
+            "watcher_store_errors", "Database transactions that failed", value=store.failures if store else 0
+        )
 
 
 class Daemon:
@@ -63,6 +81,10 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.metrics = Metrics()
+        # Database transactions that failed (the server away, the file locked or full), beside
+        # the other series on /metrics: an outage the daemon rides out must still be visible.
+        self.metrics.registry.register(_StoreFailures(lambda: self.store))
+        self._fatal: StoreError | None = None
         self.server: HealthServer | None = None
 
     def _build(self, loaded: Loaded) -> None:
@@ -93,7 +115,8 @@ class Daemon:
         self.loaded = loaded
 
     async def run(self) -> None:
-        """Run until stopped by a signal or ``stop()``. Raises StoreError if the DB is unusable."""
+        """Run until stopped by a signal or ``stop()``. Raises StoreError if the DB is unusable at
+        start, and StoreUnwritable (after a clean shutdown) if it stops accepting writes."""
         config = self.loaded.config
         migrate = config.database.migrate_on_start
         self.store = await asyncio.to_thread(
@@ -107,6 +130,17 @@ class Daemon:
                     f"the database schema is at {current or 'nothing'}, this watcher needs {needed}: "
                     "run `watcher db upgrade` (or set [database] migrate_on_start = true)"
                 )
+        if self.store.dialect == "sqlite" and not self.dry_run:
+            # One process per SQLite file: what is still claimed was claimed by a predecessor that
+            # was killed mid-work. Due now, not at the end of its lease (issue 13: a crash loop
+            # shorter than the lease would otherwise never poll).
+            try:
+                released = await asyncio.to_thread(self.store.release_stale_claims, self.clock())
+            except StoreError:
+                await asyncio.to_thread(self.store.close)
+                raise
+            if any(released.values()):
+                log.info("claims.released", **released)
         self.fetcher = make_fetcher(config)
         self.executor = make_executor(config)
         try:
@@ -149,6 +183,8 @@ class Daemon:
             await self._stop.wait()
         finally:
             await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
 
     def stop(self) -> None:
         self._stop.set()
@@ -214,7 +250,15 @@ class Daemon:
             self._active.add(task)
         try:
             await work
+        except StoreUnwritable as exc:
+            # Disk full or read-only: every later cycle would fetch and drop the same work. Stop
+            # with the reason (a non-zero exit) so a supervisor and an operator see it at once.
+            log.error(f"{name}.store_unwritable", error=str(exc), action="stopping")
+            self._fatal = exc
+            self.stop()
         except StoreError as exc:
+            # The database went away (a restart, a lock held past the busy timeout): the job runs
+            # again at its next tick, and claimed work comes back when its lease ends.
             log.error(f"{name}.store_failed", error=str(exc))
         except asyncio.CancelledError:
             raise

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -31,22 +32,22 @@ from watcher.model import FetchResult, Item, Match, Rule, Silence
 from watcher.notify.route import destinations
 from watcher.politeness import next_interval, server_hint
 from watcher.stages import StageFinder
+from watcher.store.claims import claims_held
 from watcher.store.decide import PlannedMatch, Recorded, Throttle
 from watcher.store.page_queue import QueuedPage
-from watcher.store.store import FeedState, Store
+from watcher.store.store import FeedState, SaveResult, Store, StoreUnwritable
 
 log = structlog.get_logger("watcher.pipeline")
 
-# A claimed feed stays claimed this long (poll.claim_lease) and the claim is renewed every third of
-# it while the poll is in flight: a replica that dies lets go of its feeds within one lease, and a
-# slow poll is never taken over by another replica while it is still running.
+# A claimed feed or page stays claimed for poll.claim_lease and the claim is renewed every third of
+# it while the work is in flight: a replica that dies lets go within one lease, and slow work is
+# never taken over by another replica while it is still running.
 # Linked pages are fetched once per URL and cached.
 ARTICLE_CACHE_FOR = timedelta(days=30)
-# An item waiting for its page: tries before it is matched on the feed's text alone, the wait
-# after the first failure (tripled after each further one), and how long a claim holds.
+# An item waiting for its page: tries before it is matched on the feed's text alone, and the wait
+# after the first failure (tripled after each further one). Its claim is a feed's: poll.claim_lease.
 PAGE_ATTEMPTS = 3
 PAGE_RETRY_AFTER = timedelta(minutes=10)
-PAGE_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,32 +115,30 @@ class Pipeline:
         states = await asyncio.to_thread(
             partial(self.store.claim_due_feeds, ids, due_by=None if force else now, until=until, limit=len(ids))
         )
-        heartbeat = asyncio.create_task(self._keep_claims([s.id for s in states], until))
-        try:
+        renew = partial(self.store.renew_claims, [s.id for s in states])
+        async with self._held(renew, until, "feeds"):
             outcomes = list(await asyncio.gather(*(self.poll_feed(self._feeds[s.id], s) for s in states)))
-        finally:
-            heartbeat.cancel()
         try:
             pages = await self.read_pages(ids)
             waiting = await asyncio.to_thread(self.store.pages_waiting)
+        except StoreUnwritable:
+            raise
         except StoreError as exc:  # the queue stays as it was; the next cycle tries again
             log.error("pages.store_failed", error=str(exc))
             pages, waiting = {}, {}
         return _with_pages(outcomes, pages, waiting)
 
-    async def _keep_claims(self, feed_ids: list[str], until: datetime) -> None:
-        """Renew this cycle's claims every third of the lease until the cycle ends (cancelled). A
-        feed whose poll is done is no longer at ``until`` and is left alone by the renewal."""
-        lease = self.config.poll.claim_lease
-        while feed_ids:
-            await asyncio.sleep(lease.total_seconds() / 3)
-            renewed = self.clock() + lease
-            try:
-                await asyncio.to_thread(self.store.renew_claims, feed_ids, until, renewed)
-            except StoreError as exc:  # the lease runs out; another replica may take over
-                log.warning("feeds.claim_renewal_failed", error=str(exc))
-                continue
-            until = renewed
+    def _held(
+        self, renew: Callable[[datetime, datetime], int], until: datetime, what: str
+    ) -> AbstractAsyncContextManager[None]:
+        """Renew this cycle's claims (``what``: feeds or pages) every third of the lease while the
+        work is in flight: a replica that dies lets go within one lease, and slow work is never
+        taken over while it is still running."""
+
+        def failed(exc: StoreError) -> None:
+            log.warning(f"{what}.claim_renewal_failed", error=str(exc))
+
+        return claims_held(renew, until, self.config.poll.claim_lease, self.clock, failed)
 
     async def poll_feed(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
         """Poll one feed. Never raises for a feed problem; the per-feed guard logs the unexpected."""
@@ -149,6 +148,8 @@ class Pipeline:
             outcome = await self._poll(feed, state, bound)
         except FeedError as exc:
             outcome = await self._failed(feed, state, exc, bound)
+        except StoreUnwritable:
+            raise  # not this feed's problem: no feed can be recorded, and the daemon stops
         except StoreError as exc:
             bound.error("feed.store_failed", error=str(exc))
             outcome = PollOutcome(feed.id, "failed", error=str(exc))
@@ -189,7 +190,7 @@ class Pipeline:
         by_key = {i.item_key: i for i in (*fresh, *changed)}
         silences = await asyncio.to_thread(self.store.active_silences, now) if matches else []
         planned = [self._plan(m, by_key[m.item_key], silences) for m in matches]
-        saved = await asyncio.to_thread(
+        saved = await self._stored(
             partial(
                 self.store.save_poll,
                 feed.id,
@@ -203,7 +204,8 @@ class Pipeline:
                 story_window=self.config.stories.window,
                 official_domains=self.config.stories.official_domains,
                 pages=pages,
-            )
+            ),
+            bound,
         )
         self._count(feed.id, saved.new_items, saved.updated_items, saved.decisions)
         bound.info(
@@ -227,6 +229,25 @@ class Pipeline:
             warnings=tuple(warnings),
             pages_waiting=saved.pages_queued,
         )
+
+    async def _stored(self, save: Callable[[], SaveResult], bound: structlog.typing.FilteringBoundLogger) -> SaveResult:
+        """Write a poll's results, waiting for the database if it is away (a restart, a lock held
+        by another process): the fetch is done and its items are in hand, so they are kept, not
+        dropped to be fetched again after the lease. Retried, backing off, within the claim's
+        lease (the heartbeat keeps the claim meanwhile); then the StoreError stands."""
+        deadline = time.monotonic() + self.config.poll.claim_lease.total_seconds()
+        pause = 0.25
+        while True:
+            try:
+                return await asyncio.to_thread(save)
+            except StoreUnwritable:
+                raise
+            except StoreError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                bound.warning("feed.store_retry", error=str(exc), retry_in_seconds=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _sort_out(self, feed: FeedConfig, items: list[Item]) -> tuple[list[Item], list[Item]]:
         """Split a fetch into new items and edited ones; everything else is already known.
@@ -307,17 +328,23 @@ class Pipeline:
         now = self.clock()
         if self.config.poll.max_articles_per_poll <= 0:
             return {}
+        lease = self.config.poll.claim_lease
         claimed = await asyncio.to_thread(
             partial(
                 self.store.claim_pages,
                 now,
-                PAGE_LEASE,
+                lease,
                 per_host=self.config.poll.max_articles_per_poll,
                 feed_ids=feed_ids,
             )
         )
         if not claimed:
             return {}
+        renew = partial(self.store.renew_work_claims, "pages", [p.item_id for p in claimed])
+        async with self._held(renew, now + lease, "pages"):
+            return await self._read_claimed(claimed, now)
+
+    async def _read_claimed(self, claimed: list[QueuedPage], now: datetime) -> dict[str, PagesOutcome]:
         cached = await asyncio.to_thread(
             partial(
                 self.store.cached_articles,
@@ -341,6 +368,8 @@ class Pipeline:
                 continue
             try:
                 recorded = await self._judge(page, text, error, silences)
+            except StoreUnwritable:
+                raise
             except Exception as exc:  # the per-page guard: one bad page must not stop the others
                 log.exception("page.crashed", feed=page.item.feed_id, url=page.url, error=repr(exc))
                 retry_at = self.clock() + PAGE_RETRY_AFTER
@@ -466,6 +495,8 @@ class Pipeline:
         reason = self.config.redactor(str(exc))
         try:
             await asyncio.to_thread(self.store.record_failure, feed.id, now, reason, now + delay)
+        except StoreUnwritable:
+            raise
         except StoreError as store_exc:
             bound.error("feed.store_failed", error=str(store_exc))
         bound.warning(

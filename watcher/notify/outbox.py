@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,7 +28,7 @@ from typing import TextIO
 
 import structlog
 
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, StoreError
 from watcher.metrics import Metrics
 from watcher.model import Alert, Channel, DeliveryResult, Digest, Message
 from watcher.notify.deliver import deliver as apprise_deliver
@@ -34,11 +36,15 @@ from watcher.notify.merge import merge_alerts
 from watcher.notify.render import Renderer
 from watcher.notify.schedule import digest_due, quiet_until, rate_limited_until
 from watcher.redact import Redactor
-from watcher.store.store import Store
+from watcher.store.claims import claims_held
+from watcher.store.store import Store, StoreUnwritable
 
 log = structlog.get_logger("watcher.outbox")
 
 Deliver = Callable[[Channel, Message], DeliveryResult]
+
+# How long a send that worked waits for the database to record it (a restart, a locked file).
+RECORD_PATIENCE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +52,9 @@ class RetryPolicy:
     max_attempts: int = 8
     initial: timedelta = timedelta(seconds=30)
     maximum: timedelta = timedelta(hours=1)
-    lease: timedelta = timedelta(minutes=5)
+    # How long a claimed delivery or digest is held without renewal; renewed every third of it
+    # while its send is in flight, so a dead sender's rows are due again within one lease.
+    lease: timedelta = timedelta(seconds=60)
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         """Backoff after the ``attempts``-th failure: doubling, capped, with ±20 % jitter."""
@@ -136,13 +144,58 @@ class Outbox:
             alerts = await asyncio.to_thread(claim, now, self.policy.lease, batch)
             if not alerts:
                 break
-            # Several rules fired on one story: one message per channel names them all.
-            for alert in merge_alerts(alerts):
-                tried.update(alert.carried)
-                total += self._counted(alert.channel, await self._send(alert, paused))
+            renew = partial(self.store.renew_work_claims, "deliveries", [a.delivery_id for a in alerts])
+            lined_up: dict[str, datetime] = {}
+            async with self._held(renew, now, "deliveries"):
+                # Several rules fired on one story: one message per channel names them all.
+                for alert in merge_alerts(alerts):
+                    if alert.channel in lined_up:
+                        # The channel just came back and its waiting rows were lined up: these
+                        # join them, to be claimed again oldest first (order per channel).
+                        await asyncio.to_thread(self.store.defer, alert.carried, lined_up[alert.channel])
+                        continue
+                    tried.update(alert.carried)
+                    total += self._counted(alert.channel, await self._send(alert, paused, lined_up))
         return total
 
-    async def _send(self, alert: Alert, paused: dict[str, datetime]) -> DrainResult:
+    async def _record_sent(self, record: Callable[[], bool], bound: structlog.typing.FilteringBoundLogger) -> bool:
+        """Record a send that worked, waiting for the database if it is away (a restart, a lock).
+
+        The message is out: giving up here would send it again when the claim's lease ends. So
+        the record is retried, backing off, for up to ``RECORD_PATIENCE`` (or the lease, if
+        longer): a lone daemon (SQLite) then never repeats a message over an outage that short.
+        Past the lease another replica may take the row: that repeat is the documented
+        send/commit one.
+        """
+        deadline = time.monotonic() + max(self.policy.lease, RECORD_PATIENCE).total_seconds()
+        pause = 0.25
+        while True:
+            try:
+                return await asyncio.to_thread(record)
+            except StoreUnwritable:
+                raise
+            except StoreError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                bound.warning("delivery.record_retry", error=str(exc), retry_in_seconds=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _held(
+        self, renew: Callable[[datetime, datetime], int], now: datetime, what: str
+    ) -> AbstractAsyncContextManager[None]:
+        """Renew the claims taken at ``now`` while their sends are in flight: a batch of slow
+        sends outlasts one lease, and the lease must stay short so that a dead sender's rows come
+        back within it (issue 13)."""
+
+        def failed(exc: StoreError) -> None:
+            log.warning(f"{what}.claim_renewal_failed", error=str(exc))
+
+        return claims_held(renew, now + self.policy.lease, self.policy.lease, self.clock, failed)
+
+    async def _send(
+        self, alert: Alert, paused: dict[str, datetime], lined_up: dict[str, datetime] | None = None
+    ) -> DrainResult:
         bound = log.bind(delivery=alert.delivery_id, channel=alert.channel, rule=alert.rule_id)
         channel = self.channels.get(alert.channel)
         if channel is None:
@@ -172,10 +225,13 @@ class Outbox:
         result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
             sent = partial(self.store.mark_sent, channel=channel.name)
-            recovered = await asyncio.to_thread(sent, alert.carried, self.clock())
+            sent_at = self.clock()
+            recovered = await self._record_sent(partial(sent, alert.carried, sent_at), bound)
             bound.info("delivery.sent", attempts=alert.attempts + 1, rules=len(alert.hits))
             if recovered:
                 bound.info("channel.recovered")
+                if lined_up is not None:
+                    lined_up[channel.name] = sent_at
             return DrainResult(sent=len(alert.carried))
         dead = await self._failed(
             channel,
@@ -212,7 +268,12 @@ class Outbox:
             await asyncio.to_thread(fail, error)
             bound.error(f"{event}.failed", error=error, attempts=attempts, recoverable=result.recoverable)
             return True
-        retry_at = max(channel_retry_at, self.clock() + self.policy.delay(attempts, self._rng))
+        # Just after the channel's pause, not with it: the rows that waited behind this one go
+        # first when it ends, so the probes of an outage rotate and no one alert spends all its
+        # attempts on it (claims take the longest-waiting row first, then the oldest).
+        retry_at = max(
+            channel_retry_at + timedelta(milliseconds=1), self.clock() + self.policy.delay(attempts, self._rng)
+        )
         await asyncio.to_thread(retry, error, retry_at)
         bound.warning(
             f"{event}.retry",
@@ -298,8 +359,11 @@ class Outbox:
         total = DrainResult()
         paused = await asyncio.to_thread(self.store.paused_channels, now)
         ready = set(self.channels) - set(paused)
-        for digest in await asyncio.to_thread(self.store.claim_due_digests, now, self.policy.lease, ready):
-            total += self._counted(digest.channel, await self._send_digest(digest, paused))
+        digests = await asyncio.to_thread(self.store.claim_due_digests, now, self.policy.lease, ready)
+        renew = partial(self.store.renew_work_claims, "digests", [d.digest_id for d in digests])
+        async with self._held(renew, now, "digests"):
+            for digest in digests:
+                total += self._counted(digest.channel, await self._send_digest(digest, paused))
         return total
 
     def _counted(self, channel: str, result: DrainResult) -> DrainResult:
@@ -329,7 +393,7 @@ class Outbox:
         result = await asyncio.to_thread(self._deliver, channel, message)
         if result.ok:
             sent = partial(self.store.mark_digest_sent, channel=channel.name)
-            recovered = await asyncio.to_thread(sent, digest.digest_id, self.clock())
+            recovered = await self._record_sent(partial(sent, digest.digest_id, self.clock()), bound)
             bound.info("digest.sent", attempts=digest.attempts + 1)
             if recovered:
                 bound.info("channel.recovered")

@@ -164,7 +164,7 @@ class DigestQueries:
                 .where(col(DeliveryRow.digest_id) == digest_id, col(DeliveryRow.status) != SENT)
                 .values(status=SENT, sent_at=now, last_error=None)
             )
-            return channel is not None and channel_recovered(s, channel)
+            return channel is not None and channel_recovered(s, channel, now)
 
     def mark_digest_retry(self, digest_id: int, error: str, next_attempt_at: datetime) -> None:
         with self._session() as s:

@@ -68,15 +68,13 @@ class OutboxQueries:
                 stmt = stmt.where(col(DeliveryRow.channel).not_in(sorted(skip_channels)))
             if exclude:
                 stmt = stmt.where(col(DeliveryRow.id).not_in(list(exclude)))
+            # Longest waiting first, then oldest. During an outage a row that failed waits out its
+            # own backoff, so the next probe of the channel is another row: no one alert spends
+            # all its attempts on the outage. When the channel recovers, the rows still waiting
+            # are made due together (``channel_recovered``) and go out in the order they were
+            # raised; only the alert whose send proved the recovery may arrive ahead of them.
             due = (
-                # Fewest attempts first among rows due together: when a paused channel resumes,
-                # the rows that waited go before the one that failed, so one row does not spend
-                # all its attempts on an outage while the others spend none.
-                s.execute(
-                    stmt.order_by(
-                        col(DeliveryRow.next_attempt_at), col(DeliveryRow.attempts), col(DeliveryRow.id)
-                    ).limit(limit)
-                )
+                s.execute(stmt.order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
                 .scalars()
                 .all()
             )
@@ -144,7 +142,7 @@ class OutboxQueries:
         commit is most of a send's database cost). True if an outage just ended."""
         with self._session() as s:
             self._finish_in(s, delivery_id, status=DeliveryStatus.SENT, sent_at=now, last_error=None)
-            return channel is not None and channel_recovered(s, channel)
+            return channel is not None and channel_recovered(s, channel, now)
 
     def mark_retry(self, delivery_id: int | Sequence[int], error: str, next_attempt_at: datetime) -> None:
         self._finish(delivery_id, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at, last_error=error)
@@ -338,14 +336,34 @@ class ChannelHealthQueries:
             return sorted((t for t in [*alone, *digests] if t is not None), reverse=True)[:limit]
 
 
-def channel_recovered(s: Session, channel: str) -> bool:
-    """Within ``s``: clear the channel's outage state; True if it had been failing."""
+def channel_recovered(s: Session, channel: str, now: datetime | None = None) -> bool:
+    """Within ``s``: clear the channel's outage state; True if it had been failing. With ``now``
+    (a send just worked), the rows that were waiting out their backoff become due at ``now``,
+    all together, so that they are sent oldest first (issue 13: in order per channel after an
+    outage), not in retry-time order."""
     result = s.execute(
         update(ChannelHealthRow)
         .where(col(ChannelHealthRow.channel) == channel, col(ChannelHealthRow.failing_since).is_not(None))
         .values(failing_since=None, fallback_sent_at=None, last_error=None, failures=0, paused_until=None)
     )
-    return bool(rowcount(result))
+    if not rowcount(result):
+        return False
+    if now is None:
+        return True
+    s.execute(
+        update(DeliveryRow)
+        .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.status) == DeliveryStatus.PENDING.value)
+        .where(col(DeliveryRow.digest_id).is_(None), col(DeliveryRow.batched).is_(False))
+        # Not a row a sender holds right now (its claim mark is its due time): it is in flight.
+        .where(
+            or_(
+                col(DeliveryRow.claimed_until).is_(None),
+                col(DeliveryRow.next_attempt_at) != col(DeliveryRow.claimed_until),
+            )
+        )
+        .values(next_attempt_at=now)
+    )
+    return True
 
 
 def _ids(delivery_id: int | Sequence[int]) -> list[int]:

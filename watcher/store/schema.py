@@ -68,6 +68,10 @@ class FeedRow(SQLModel, table=True):
     # The configured address a permanent redirect (301, 308) replaced with ``url``: while the
     # config still says that address, the feed is polled at ``url``.
     moved_from: str | None = Field(default=None, sa_column=Column(Text))
+    # The end of the lease of the claim that set ``next_check_at`` (the two equal: claimed and in flight;
+    # any later write of ``next_check_at`` ends the claim). Lets a restarted process on SQLite take back
+    # what it held when it was killed, and a heartbeat renew only what is still its own.
+    claimed_until: datetime | None = _ts()
 
 
 class ItemRow(SQLModel, table=True):
@@ -231,6 +235,10 @@ class DeliveryRow(SQLModel, table=True):
     # Waits for the channel's next digest even on an immediate channel: a follow-up of a rule with
     # follow_up = "digest", or a throttled rule's surplus with surplus = "digest".
     batched: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    # The end of the lease of the claim that set ``next_attempt_at`` (the two equal: claimed and in flight;
+    # any later write of ``next_attempt_at`` ends the claim). Lets a restarted process on SQLite take back
+    # what it held when it was killed, and a heartbeat renew only what is still its own.
+    claimed_until: datetime | None = _ts()
 
 
 class DigestRow(SQLModel, table=True):
@@ -255,6 +263,10 @@ class DigestRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = _ts(nullable=False)
     sent_at: datetime | None = _ts()
+    # The end of the lease of the claim that set ``next_attempt_at`` (the two equal: claimed and in flight;
+    # any later write of ``next_attempt_at`` ends the claim). Lets a restarted process on SQLite take back
+    # what it held when it was killed, and a heartbeat renew only what is still its own.
+    claimed_until: datetime | None = _ts()
 
 
 class ArticleRow(SQLModel, table=True):
@@ -319,3 +331,7 @@ class PageQueueRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     queued_at: datetime | None = _ts(nullable=False)
     done_at: datetime | None = _ts()
+    # The end of the lease of the claim that set ``next_attempt_at`` (the two equal: claimed and in flight;
+    # any later write of ``next_attempt_at`` ends the claim). Lets a restarted process on SQLite take back
+    # what it held when it was killed, and a heartbeat renew only what is still its own.
+    claimed_until: datetime | None = _ts()

@@ -24,14 +24,14 @@ from sqlmodel import Session, col
 
 from watcher.errors import StoreError
 from watcher.model import DeliveryStatus, Item
-from watcher.store.claims import rowcount
+from watcher.store.claims import release_rows, renew_rows, rowcount
 from watcher.store.cluster import assign_stories
 from watcher.store.decide import PlannedMatch, record_matches
 from watcher.store.digest_queries import DigestQueries
 from watcher.store.feed_admin import FeedAdminQueries
 from watcher.store.outbox_queries import ChannelHealthQueries, OutboxQueries
-from watcher.store.page_queue import PageQueueQueries, item_from_row
-from watcher.store.schema import ArticleRow, DeliveryRow, FeedRow, ItemRow
+from watcher.store.page_queue import WAITING, PageQueueQueries, item_from_row
+from watcher.store.schema import ArticleRow, DeliveryRow, DigestRow, FeedRow, ItemRow, PageQueueRow
 from watcher.store.silences import SilenceQueries
 from watcher.store.source_health import SourceHealthQueries
 from watcher.stories import OFFICIAL_DOMAINS
@@ -39,6 +39,34 @@ from watcher.stories import OFFICIAL_DOMAINS
 # SQLite allows 32766 bound parameters per statement; items have 13 columns.
 _CHUNK = 500
 SQLITE_CACHE_KIB = 64 * 1024
+
+
+class StoreUnwritable(StoreError):
+    """The database refuses every write (disk full, a read-only file or server): retrying cannot
+    help until an operator acts, so the daemon stops with this error instead of polling, and
+    dropping, everything it fetches (issue 13)."""
+
+
+# SQLite primary result codes (the low byte of the extended code): SQLITE_READONLY, SQLITE_FULL.
+_SQLITE_UNWRITABLE = {8, 13}
+# PostgreSQL SQLSTATEs: disk_full, read_only_sql_transaction (a standby, or a database set read-only).
+_PG_UNWRITABLE = {"53100", "25006"}
+
+
+def _is_unwritable(exc: SQLAlchemyError) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _SQLITE_UNWRITABLE:
+        return True
+    return getattr(orig, "sqlstate", None) in _PG_UNWRITABLE
+
+
+# What a claim on each kind of work holds: (table, key column, the status of a waiting row).
+_WORK: dict[str, tuple[Any, str, str]] = {
+    "deliveries": (DeliveryRow, "id", DeliveryStatus.PENDING.value),
+    "digests": (DigestRow, "id", DeliveryStatus.PENDING.value),
+    "pages": (PageQueueRow, "item_id", WAITING),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +210,10 @@ class Store(
         self._lock = threading.RLock() if (self.dialect == "sqlite" or dry_run) else None
         self._conn: Connection | None = None
         self._outer: Any = None
+        # Transactions the database refused or could not run (it was away, locked, full): the
+        # outages the daemon rode out, for /metrics.
+        self.failures = 0
+        self._failures_lock = threading.Lock()
         if dry_run:
             # Everything happens inside one transaction that close() rolls back.
             self._conn = engine.connect()
@@ -237,6 +269,10 @@ class Store(
                     session.commit()
                 except SQLAlchemyError as exc:
                     session.rollback()
+                    with self._failures_lock:
+                        self.failures += 1
+                    if _is_unwritable(exc):
+                        raise StoreUnwritable(f"the database cannot be written: {_reason(exc)}") from exc
                     raise StoreError(f"database error: {_reason(exc)}") from exc
                 except BaseException:
                     session.rollback()
@@ -308,7 +344,10 @@ class Store(
                     else col(FeedRow.next_check_at) == seen_next
                 )
                 result = s.execute(
-                    update(FeedRow).where(col(FeedRow.id) == feed_id).where(same).values(next_check_at=until)
+                    update(FeedRow)
+                    .where(col(FeedRow.id) == feed_id)
+                    .where(same)
+                    .values(next_check_at=until, claimed_until=until)
                 )
                 if rowcount(result) == 1:
                     claimed.append(feed_id)
@@ -338,15 +377,37 @@ class Store(
     def renew_claims(self, feed_ids: Sequence[str], until: datetime, renewed: datetime) -> int:
         """Extend the claims that still end at ``until`` (ours, still in flight) to ``renewed``; a
         feed whose poll finished has its next check instead, and keeps it."""
-        if not feed_ids:
-            return 0
         with self._session() as s:
-            result = s.execute(
-                update(FeedRow)
-                .where(col(FeedRow.id).in_(sorted(feed_ids)), col(FeedRow.next_check_at) == until)
-                .values(next_check_at=renewed)
+            return renew_rows(
+                s, FeedRow, "id", feed_ids, due="next_check_at", waiting=None, until=until, renewed=renewed
             )
-            return rowcount(result)
+
+    def renew_work_claims(self, kind: str, ids: Sequence[int], until: datetime, renewed: datetime) -> int:
+        """``renew_claims`` for claimed deliveries, digests or queued pages (``kind``): a heartbeat
+        keeps them while their send or fetch is in flight, so the lease can be short."""
+        table, key, waiting = _WORK[kind]
+        with self._session() as s:
+            return renew_rows(s, table, key, ids, due="next_attempt_at", waiting=waiting, until=until, renewed=renewed)
+
+    def release_stale_claims(self, now: datetime) -> dict[str, int]:
+        """Make due at ``now`` everything still claimed: feeds, deliveries, digests, queued pages.
+
+        For a daemon starting on SQLite, where it is the only process: any claim it finds was left
+        by a predecessor that was killed mid-work, and waiting out the lease would poll and send
+        nothing for that long (for ever, in a crash loop shorter than the lease). Never on
+        PostgreSQL, where the claims may be another live replica's. Returns the rows per table.
+        """
+        with self._session() as s:
+            return {
+                "feeds": release_rows(s, FeedRow, due="next_check_at", waiting=None, now=now),
+                "deliveries": release_rows(
+                    s, DeliveryRow, due="next_attempt_at", waiting=DeliveryStatus.PENDING.value, now=now
+                ),
+                "digests": release_rows(
+                    s, DigestRow, due="next_attempt_at", waiting=DeliveryStatus.PENDING.value, now=now
+                ),
+                "pages": release_rows(s, PageQueueRow, due="next_attempt_at", waiting=WAITING, now=now),
+            }
 
     def feed_state(self, feed_id: str) -> FeedState | None:
         with self._session() as s:
