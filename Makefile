@@ -6,7 +6,7 @@ VENV ?= .venv
 CONFIG ?= config.example.toml
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-full bench-latency bench-scorer bench-stories bench-notify bench-relevance bench-farm clean
+.PHONY: run test lint bench bench-full bench-latency bench-scorer bench-stories faults soak fuzz bench-notify bench-relevance bench-farm clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "watcher needs Python 3.11 or newer")'
@@ -26,6 +26,21 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The fault suite alone (crashes, restarts, database and receiver outages, disk full; both databases).
+faults: $(BIN)/.installed
+	$(BIN)/pytest tests/faults -q
+
+# The 50-kill crash soak on each database (about 15 minutes each): prints kills, alerts, repeats
+# and recovery times, and fails on any loss, double record or more than one repeat per kill.
+soak: $(BIN)/.installed
+	$(BIN)/python -m tests.faults.soak --kills 50 --db sqlite
+	$(BIN)/python -m tests.faults.soak --kills 50 --db postgresql
+
+# The property tests of the parsers, loaders and normaliser with many more examples (a fuzzing run).
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(BIN)/.installed
+	WATCHER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest --timeout=0 -q tests/security/test_properties.py tests/hostile/test_properties.py
 
 # Matching, parsing and a steady poll; then the feed farm beside rss2email and the naive pipeline
 # (100 feeds), and 1,000 feeds beside rss2email: about 10 minutes on 2 cores.

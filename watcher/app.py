@@ -7,11 +7,14 @@ this is where a rule naming a channel the config does not define is caught, befo
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from watcher.config import Config, FeedConfig, load_config
 from watcher.errors import RuleError
@@ -80,6 +83,7 @@ def fetch_policy(config: Config) -> FetchPolicy:
         max_per_host=http.max_per_host,
         per_host_rate=http.per_host_rate,
         block_private_addresses=http.block_private_addresses,
+        allowed_networks=tuple(http.allowed_networks),
     )
 
 
@@ -103,9 +107,39 @@ def make_executor(config: Config) -> Executor | None:
     import multiprocessing
 
     # forkserver: forking a process that runs threads (httpx, the DB pool) is unsafe.
-    return ProcessPoolExecutor(
-        max_workers=min(workers, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
+    return RespawningPool(
+        lambda: ProcessPoolExecutor(
+            max_workers=min(workers, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
+        )
     )
+
+
+class RespawningPool(Executor):
+    """A process pool that replaces itself once a worker has died.
+
+    A ProcessPoolExecutor whose worker was killed (the OOM killer, a feed that crashed the
+    parser) is broken for good: every later submit fails, so every feed would fail to parse until
+    a restart. The parses in flight when the worker died fail once (their feeds retry with
+    backoff, as for any failure); the next submit gets a new pool.
+    """
+
+    def __init__(self, make: Callable[[], ProcessPoolExecutor]) -> None:
+        self._make = make
+        self._pool = make()
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._make()
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def merge_stored_feeds(config: Config, store: Store) -> Config:

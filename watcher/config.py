@@ -6,6 +6,7 @@ relative paths against the config file's folder. Must not: open network connecti
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -110,6 +111,19 @@ class HttpConfig(_Section):
     # Refuse feeds, pages and redirects that resolve to loopback, private, link-local (cloud
     # metadata) or multicast addresses: on where the people who add feeds are not all trusted.
     block_private_addresses: bool = False
+    # Networks that stay reachable with the guard on ("10.20.0.0/16", "192.168.1.5"): an intranet
+    # feed server, a proxy. Everything else private stays refused.
+    allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            try:
+                ipaddress.ip_network(spec.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f'"{spec}" is not a network; write it like 10.20.0.0/16 or fd00::/8') from None
+        return value
 
 
 class PollConfig(_Section):

@@ -190,3 +190,20 @@ def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[st
         assert result.code == 0, name
         assert "Example" in result.out, name
     assert "Example" in run_cli(capsys, "alerts", "retry", "--help").out
+
+
+def test_poll_with_an_unreachable_database_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 1 on loopback refuses at once: the store cannot even be opened to read stored feeds.
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "cma.toml").write_text(RULES)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'rules_dir = "rules"\n[database]\nurl = "postgresql://postgres@127.0.0.1:1/test"\n'
+        '[[feed]]\nid = "x"\nurl = "http://127.0.0.1:9/feed"\n'
+    )
+    result = run_cli(capsys, "-c", str(config), "poll", "--once")
+    assert result.code == 1
+    assert result.err.startswith("error: cannot open the database: connection failed"), result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1

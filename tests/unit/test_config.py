@@ -227,3 +227,21 @@ def test_server_listen(tmp_path: Path) -> None:
     assert error_of(write(tmp_path, BASE + '\n[server]\nlisten = "localhost:http"\n')) == (
         'config.toml:12: [server]: "listen": "localhost:http" is not host:port (for example "127.0.0.1:9464")'
     )
+
+
+def test_allowed_networks_reach_the_fetch_policy(tmp_path: Path) -> None:
+    from watcher.app import fetch_policy
+
+    path = write(
+        tmp_path, BASE + '[http]\nblock_private_addresses = true\nallowed_networks = ["10.20.0.0/16", "fd00::5"]\n'
+    )
+    policy = fetch_policy(load_config(path, env={}))
+    assert policy.block_private_addresses
+    assert policy.allowed_networks == ("10.20.0.0/16", "fd00::5")
+
+
+def test_a_bad_allowed_network_names_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + '[http]\nallowed_networks = ["10.20.0.0/33"]\n')
+    message = error_of(path)
+    assert message.startswith('config.toml:11: [http]: "allowed_networks"'), message
+    assert '"10.20.0.0/33" is not a network' in message

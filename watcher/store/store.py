@@ -216,7 +216,10 @@ class Store(
         self._failures_lock = threading.Lock()
         if dry_run:
             # Everything happens inside one transaction that close() rolls back.
-            self._conn = engine.connect()
+            try:
+                self._conn = engine.connect()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot open the database: {_reason(exc)}") from None
             self._outer = self._conn.begin()
 
     @classmethod
