@@ -24,8 +24,14 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The self-contained suites on both cores; the ones that run daemons, replicas and kills (their
+# timing is part of what they check) one at a time after them.
+PARALLEL_TESTS := tests/unit tests/integration tests/hostile tests/security
+SERIAL_TESTS := tests/e2e tests/faults
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 $(PARALLEL_TESTS)
+	$(BIN)/pytest $(SERIAL_TESTS)
 
 # The fault suite alone (crashes, restarts, database and receiver outages, disk full; both databases).
 faults: $(BIN)/.installed

@@ -261,7 +261,11 @@ class Daemon:
             # again at its next tick, and claimed work comes back when its lease ends.
             log.error(f"{name}.store_failed", error=str(exc))
         except asyncio.CancelledError:
-            raise
+            if not self._stop.is_set():
+                raise
+            # Our own shutdown, past its grace: what was in flight stays claimed and comes back
+            # when the lease ends (at once on SQLite). Said once, not as the scheduler's traceback.
+            log.info(f"{name}.cancelled", reason="shutting down")
         except Exception:  # a job must never kill the scheduler; log with traceback and go on
             log.exception(f"{name}.crashed")
         finally:

@@ -236,7 +236,7 @@ def test_no_secret_in_any_output_after_every_failure(
     probes = {path: get(setup.metrics_port, path) for path in ("/healthz", "/readyz", "/metrics", "/nowhere")}
     assert "watcher_" in probes["/metrics"]
     workers = children(daemon.pid)
-    for pid in workers:  # a crash in the parse worker: the pool breaks under the daemon
+    for pid in workers:  # a crash in the parse worker: the pool is replaced, and polling goes on
         os.kill(pid, signal.SIGKILL)
     assert workers, "the parse worker pool was not running"
     polled = len(feed_server.requests_for("/cma.atom"))
@@ -246,9 +246,9 @@ def test_no_secret_in_any_output_after_every_failure(
     daemon.send_signal(signal.SIGTERM)
     out, err = daemon.communicate(timeout=30)
     # The secrets were in use (the receivers were reached through them) and every failure was
-    # logged, with its reason and the traceback of the worker crash.
+    # logged with its reason. (Crash tracebacks are checked below, from the CLI's own crashes.)
     assert feed_server.requests_for(f"/services/T0000/B0000/{SLACK_TOKEN}", method="POST")
-    for event in ('"delivery.failed"', '"feed.failed"', '"feed.crashed"', "Traceback", '"config.reloaded"'):
+    for event in ('"delivery.failed"', '"feed.failed"', '"config.reloaded"'):
         assert event in err, event
     assert_no_secret("`watcher run` stdout", out)
     assert_no_secret("`watcher run` stderr (JSON logs, debug level, tracebacks)", err)
