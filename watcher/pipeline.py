@@ -35,7 +35,7 @@ from watcher.stages import StageFinder
 from watcher.store.claims import claims_held
 from watcher.store.decide import PlannedMatch, Recorded, Throttle
 from watcher.store.page_queue import QueuedPage
-from watcher.store.store import FeedState, SaveResult, Store, StoreUnwritable
+from watcher.store.store import FeedState, SaveResult, Store, StoreUnwritable, retry_while_away
 
 log = structlog.get_logger("watcher.pipeline")
 
@@ -231,23 +231,14 @@ class Pipeline:
         )
 
     async def _stored(self, save: Callable[[], SaveResult], bound: structlog.typing.FilteringBoundLogger) -> SaveResult:
-        """Write a poll's results, waiting for the database if it is away (a restart, a lock held
-        by another process): the fetch is done and its items are in hand, so they are kept, not
-        dropped to be fetched again after the lease. Retried, backing off, within the claim's
-        lease (the heartbeat keeps the claim meanwhile); then the StoreError stands."""
-        deadline = time.monotonic() + self.config.poll.claim_lease.total_seconds()
-        pause = 0.25
-        while True:
-            try:
-                return await asyncio.to_thread(save)
-            except StoreUnwritable:
-                raise
-            except StoreError as exc:
-                if time.monotonic() + pause > deadline:
-                    raise
-                bound.warning("feed.store_retry", error=str(exc), retry_in_seconds=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+        """Write a poll's results, waiting for the database if it is away: the fetch is done and
+        its items are in hand, so they are kept, not dropped to be fetched again after the lease.
+        Retried within the claim's lease (the heartbeat keeps the claim meanwhile)."""
+
+        def retrying(exc: StoreError, pause: float) -> None:
+            bound.warning("feed.store_retry", error=str(exc), retry_in_seconds=pause)
+
+        return await retry_while_away(save, self.config.poll.claim_lease, retrying)
 
     async def _sort_out(self, feed: FeedConfig, items: list[Item]) -> tuple[list[Item], list[Item]]:
         """Split a fetch into new items and edited ones; everything else is already known.

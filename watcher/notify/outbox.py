@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from watcher.notify.render import Renderer
 from watcher.notify.schedule import digest_due, quiet_until, rate_limited_until
 from watcher.redact import Redactor
 from watcher.store.claims import claims_held
-from watcher.store.store import Store, StoreUnwritable
+from watcher.store.store import Store, retry_while_away
 
 log = structlog.get_logger("watcher.outbox")
 
@@ -167,19 +166,11 @@ class Outbox:
         Past the lease another replica may take the row: that repeat is the documented
         send/commit one.
         """
-        deadline = time.monotonic() + max(self.policy.lease, RECORD_PATIENCE).total_seconds()
-        pause = 0.25
-        while True:
-            try:
-                return await asyncio.to_thread(record)
-            except StoreUnwritable:
-                raise
-            except StoreError as exc:
-                if time.monotonic() + pause > deadline:
-                    raise
-                bound.warning("delivery.record_retry", error=str(exc), retry_in_seconds=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+
+        def retrying(exc: StoreError, pause: float) -> None:
+            bound.warning("delivery.record_retry", error=str(exc), retry_in_seconds=pause)
+
+        return await retry_while_away(record, max(self.policy.lease, RECORD_PATIENCE), retrying)
 
     def _held(
         self, renew: Callable[[datetime, datetime], int], now: datetime, what: str

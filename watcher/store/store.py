@@ -7,13 +7,15 @@ Every method takes ``now`` from the caller, so tests control time.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, create_engine, event, false, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,6 +47,31 @@ class StoreUnwritable(StoreError):
     """The database refuses every write (disk full, a read-only file or server): retrying cannot
     help until an operator acts, so the daemon stops with this error instead of polling, and
     dropping, everything it fetches (issue 13)."""
+
+
+_T = TypeVar("_T")
+
+
+async def retry_while_away(
+    write: Callable[[], _T], patience: timedelta, on_retry: Callable[[StoreError, float], None]
+) -> _T:
+    """Run ``write`` in a thread, retrying with backoff (0.25 s doubling to 5 s) while the
+    database is away (a restart, a lock held by another process), for up to ``patience``; then
+    the StoreError stands. For work already done that must not be redone: a fetched poll, a
+    message that was sent. A database refusing writes (StoreUnwritable) is not waited for."""
+    deadline = time.monotonic() + patience.total_seconds()
+    pause = 0.25
+    while True:
+        try:
+            return await asyncio.to_thread(write)
+        except StoreUnwritable:
+            raise
+        except StoreError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            on_retry(exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 # SQLite primary result codes (the low byte of the extended code): SQLITE_READONLY, SQLITE_FULL.
