@@ -271,9 +271,14 @@ def _run_child(results: Any, target: Callable[..., Any], args: tuple[Any, ...]) 
         results.put(RuntimeError(f"{target.__name__}: {type(exc).__name__}: {exc}"))
 
 
+# Parse workers for the watcher contender (`[poll] parse_workers`), to compare the two: with
+# workers, "CPU s" is the main process only, the workers' parsing is not in it.
+PARSE_WORKERS = int(os.environ.get("WATCHER_BENCH_PARSE_WORKERS", "0"))
+
+
 def run_watcher(farm: FarmClient, tmp: Path, scenarios: list[str]) -> dict[str, Measure]:
     from bench.sampler import StageSampler
-    from watcher.app import make_fetcher
+    from watcher.app import make_executor, make_fetcher
     from watcher.config import load_config
     from watcher.logs import configure_logging
     from watcher.pipeline import Pipeline
@@ -285,7 +290,7 @@ def run_watcher(farm: FarmClient, tmp: Path, scenarios: list[str]) -> dict[str, 
     config_path = tmp / "config.toml"
     config_path.write_text(
         f'rules_dir = "{ROOT / "rules"}"\n[database]\nurl = "sqlite:///{tmp}/w.db"\n'
-        f"[http]\nmax_per_host = 32\nmax_connections = 64\n{feeds}"
+        f"[poll]\nparse_workers = {PARSE_WORKERS}\n[http]\nmax_per_host = 32\nmax_connections = 64\n{feeds}"
     )
     config = load_config(config_path, env={})
     rules = load_rules([ROOT / "rules"])
@@ -295,7 +300,8 @@ def run_watcher(farm: FarmClient, tmp: Path, scenarios: list[str]) -> dict[str, 
 
     async def main() -> None:
         fetcher = make_fetcher(config)
-        pipeline = Pipeline(config, rules, store, fetcher, clock=lambda: datetime.now(UTC))
+        executor = make_executor(config)
+        pipeline = Pipeline(config, rules, store, fetcher, clock=lambda: datetime.now(UTC), executor=executor)
         try:
             for name in scenarios:
                 if name == "ten":
@@ -311,6 +317,8 @@ def run_watcher(farm: FarmClient, tmp: Path, scenarios: list[str]) -> dict[str, 
                 out[name] = Measure(wall, used, served, items, _peak_rss(), sampler.shares())
         finally:
             await fetcher.aclose()
+            if executor is not None:
+                executor.shutdown()
 
     asyncio.run(main())
     store.close()
